@@ -1,0 +1,311 @@
+// Package checks runs the registry of checks (stable IDs) against every target and builds the
+// Matrix. Checks of one target run in dependency order; a check whose prerequisite did not pass is
+// skipped with the reason; independent checks and different targets run concurrently. Probe
+// objects are tracked and deleted whatever happens (errors, timeouts, interruption).
+package checks
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cnpg-preflight/cnpg-preflight/providers"
+	"github.com/cnpg-preflight/cnpg-preflight/report"
+	"github.com/cnpg-preflight/cnpg-preflight/targets"
+)
+
+// Check IDs (stable: they are part of the JSON output contract).
+const (
+	Config      = "config"
+	Credentials = "credentials"
+	Endpoint    = "endpoint"
+	Bucket      = "bucket"
+	List        = "list"
+	Write       = "write"
+	Read        = "read"
+	Delete      = "delete"
+	Multipart   = "multipart"
+	WALArchive  = "wal-archive"
+)
+
+// Check is one entry of the registry.
+type Check struct {
+	ID       string
+	Requires []string // must have passed (or warned)
+	After    []string // must have finished, whatever their status
+	Writes   bool     // writes to the store: skipped for sources and with --read-only
+	Run      func(ctx context.Context, r *Run) Result
+}
+
+// Result is what a check returns.
+type Result struct {
+	Status      report.Status
+	Message     string
+	Remediation string
+}
+
+func pass(format string, a ...any) Result {
+	return Result{Status: report.Pass, Message: fmt.Sprintf(format, a...)}
+}
+
+func skip(format string, a ...any) Result {
+	return Result{Status: report.Skip, Message: fmt.Sprintf(format, a...)}
+}
+
+// Registry is every check, in report order.
+var Registry = []Check{
+	{ID: Config, Run: runConfig},
+	{ID: Credentials, Requires: []string{Config}, Run: runCredentials},
+	{ID: Endpoint, Requires: []string{Credentials}, Run: runEndpoint},
+	{ID: Bucket, Requires: []string{Endpoint}, Run: runBucket},
+	{ID: List, Requires: []string{Bucket}, Run: runList},
+	{ID: Write, Requires: []string{Bucket}, Writes: true, Run: runWrite},
+	{ID: Read, Requires: []string{Bucket}, After: []string{Write, List}, Run: runRead},
+	{ID: Delete, Requires: []string{Write}, After: []string{Read}, Writes: true, Run: runDelete},
+	{ID: Multipart, Requires: []string{Bucket}, Writes: true, Run: runMultipart},
+	{ID: WALArchive, Requires: []string{Bucket}, Run: runWALArchive},
+}
+
+// Options for a run.
+type Options struct {
+	ReadOnly    bool          // no write, read-back, delete or multipart anywhere
+	Timeout     time.Duration // per target
+	Concurrency int           // targets checked at once (<= 0: 8)
+	Now         func() time.Time
+}
+
+// Run is the state of one target's checks.
+type Run struct {
+	T    *targets.Target
+	PT   *providers.Target
+	Opts Options
+
+	Driver providers.Driver
+	Loc    providers.Location
+	Store  providers.Store
+	Net    *providers.Net
+	CA     []byte
+
+	ProbeKey  string
+	ProbeData []byte
+	sample    string // an existing object found by list (read for sources)
+
+	mu      sync.Mutex
+	results map[string]*report.Check
+	pending map[string]bool // probe keys that may exist in the store
+	crossFs []providers.Finding
+}
+
+func (r *Run) status(id string) report.Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.results[id]; c != nil {
+		return c.Status
+	}
+	return ""
+}
+
+func (r *Run) track(key string, present bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if present {
+		r.pending[key] = true
+	} else {
+		delete(r.pending, key)
+	}
+}
+
+// Execute checks every target and returns the matrix. Cancelling ctx (a signal) stops the probes
+// in flight; probe objects are still deleted.
+func Execute(ctx context.Context, ts []*targets.Target, o Options) *report.Matrix {
+	if o.Timeout <= 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 8
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	runs := make([]*Run, len(ts))
+	for i, t := range ts {
+		runs[i] = newRun(t, o)
+	}
+	crossTargetFindings(runs)
+
+	m := &report.Matrix{SchemaVersion: report.SchemaVersion, Targets: make([]*report.Target, len(ts))}
+	sem := make(chan struct{}, o.Concurrency)
+	var wg sync.WaitGroup
+	for i, r := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			m.Targets[i] = r.execute(ctx)
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		m.Interrupted = "the run was interrupted before all checks finished"
+		if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+			m.Interrupted = cause.Error()
+		}
+	}
+	m.Summarize()
+	return m
+}
+
+func newRun(t *targets.Target, o Options) *Run {
+	r := &Run{T: t, Opts: o, results: map[string]*report.Check{}, pending: map[string]bool{}}
+	if t.Conf != nil {
+		r.PT = t.ProviderTarget()
+		r.Driver = providers.Get(t.Provider())
+		if r.Driver != nil {
+			r.Loc, _ = r.Driver.Validate(r.PT)
+		}
+	}
+	return r
+}
+
+// crossTargetFindings adds findings that compare targets of one Cluster: a source that points at
+// the Cluster's own backup destination.
+func crossTargetFindings(runs []*Run) {
+	for _, b := range runs {
+		if b.T.Role != targets.RoleBackup || b.Driver == nil {
+			continue
+		}
+		for _, s := range runs {
+			if s == b || s.T.Cluster != b.T.Cluster || s.Driver == nil {
+				continue
+			}
+			if sameLocation(b.Loc, s.Loc, b.T.Conf.EndpointURL, s.T.Conf.EndpointURL) {
+				f := providers.Failf(s.T.Field, "give the new Cluster its own serverName or destinationPath; it must not archive into the archive it restores from",
+					"this %s is the Cluster's own backup destination (same endpoint, bucket, path and serverName %q): the new Cluster would archive WALs into its source", s.T.Role, s.Loc.ServerName)
+				s.crossFs = append(s.crossFs, f)
+				b.crossFs = append(b.crossFs, providers.Failf(b.T.Field, f.Fix, "the backup destination is also %s %q of this Cluster (same bucket, path and serverName)", s.T.Role, s.T.Source))
+			}
+		}
+	}
+}
+
+func sameLocation(a, b providers.Location, ea, eb string) bool {
+	norm := func(s string) string { return strings.TrimSuffix(strings.ToLower(s), "/") }
+	return a.Provider == b.Provider && a.Bucket != "" && a.Bucket == b.Bucket && a.Account == b.Account &&
+		strings.Trim(a.Prefix, "/") == strings.Trim(b.Prefix, "/") && a.ServerName == b.ServerName && norm(ea) == norm(eb)
+}
+
+func (r *Run) execute(parent context.Context) *report.Target {
+	t := r.T
+	out := &report.Target{
+		ID:         t.ID,
+		Cluster:    report.ClusterRef{Namespace: t.Cluster.Meta.Namespace, Name: t.Cluster.Meta.Name},
+		Role:       t.Role,
+		Provider:   t.Provider(),
+		ServerName: t.ServerName,
+	}
+	if t.Conf != nil {
+		out.DestinationPath = t.Conf.DestinationPath
+	}
+	ctx, cancel := context.WithTimeoutCause(parent, r.Opts.Timeout, fmt.Errorf("timed out after %s (--timeout)", r.Opts.Timeout))
+	defer cancel()
+
+	done := map[string]chan struct{}{}
+	for _, c := range Registry {
+		done[c.ID] = make(chan struct{})
+	}
+	var wg sync.WaitGroup
+	for _, c := range Registry {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[c.ID])
+			for _, d := range append(append([]string{}, c.Requires...), c.After...) {
+				<-done[d]
+			}
+			start := time.Now()
+			res := r.decide(ctx, c)
+			rc := &report.Check{ID: c.ID, Status: res.Status, Message: res.Message, Remediation: res.Remediation, DurationMs: time.Since(start).Milliseconds()}
+			r.mu.Lock()
+			r.results[c.ID] = rc
+			r.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	out.Leftovers = r.cleanup()
+	if r.Net != nil {
+		r.Net.Close()
+	}
+	if r.Store != nil {
+		out.Endpoint = r.Store.Endpoint().String()
+	} else if r.Loc.Endpoint != nil {
+		out.Endpoint = r.Loc.Endpoint.String()
+	}
+	for _, c := range Registry {
+		out.Checks = append(out.Checks, *r.results[c.ID])
+	}
+	return out
+}
+
+// decide runs c unless a prerequisite failed, the target is read-only for it, or the run ended.
+func (r *Run) decide(ctx context.Context, c Check) Result {
+	for _, d := range c.Requires {
+		if st := r.status(d); st != report.Pass && st != report.Warn {
+			return skip("skipped: %s did not pass", d)
+		}
+	}
+	if c.Writes {
+		if r.T.ReadOnly() {
+			return skip("skipped: a %s is read-only, never written", r.T.Role)
+		}
+		if r.Opts.ReadOnly {
+			return skip("skipped: --read-only")
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return skip("skipped: %s", stopReason(ctx))
+	}
+	res := c.Run(ctx, r)
+	if ctx.Err() != nil && res.Status == report.Fail {
+		res.Message = fmt.Sprintf("%s during %s: %s", stopReason(ctx), c.ID, res.Message)
+	}
+	return res
+}
+
+func stopReason(ctx context.Context) string {
+	if cause := context.Cause(ctx); cause != nil && cause != context.Canceled && cause != context.DeadlineExceeded {
+		return cause.Error()
+	}
+	if ctx.Err() == context.DeadlineExceeded {
+		return "timed out"
+	}
+	return "interrupted"
+}
+
+// cleanup deletes every probe object that may still exist, with its own short deadline (the run's
+// context may be cancelled already). Keys that could not be deleted are returned.
+func (r *Run) cleanup() []string {
+	r.mu.Lock()
+	keys := make([]string, 0, len(r.pending))
+	for k := range r.pending {
+		keys = append(keys, k)
+	}
+	r.mu.Unlock()
+	if len(keys) == 0 || r.Store == nil {
+		return nil
+	}
+	var left []string
+	for _, k := range keys {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := r.Store.Delete(ctx, k)
+		cancel()
+		if err != nil && providers.KindOf(err) != providers.KindNotFound {
+			left = append(left, k)
+			continue
+		}
+		r.track(k, false)
+	}
+	return left
+}

@@ -1,0 +1,253 @@
+// Package cli implements the cnpg-preflight commands. Each command takes an options struct and
+// injected streams and returns an error; only main exits (see ExitCode).
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cnpg-preflight/cnpg-preflight/checks"
+	"github.com/cnpg-preflight/cnpg-preflight/manifest"
+	"github.com/cnpg-preflight/cnpg-preflight/providers"
+	_ "github.com/cnpg-preflight/cnpg-preflight/providers/s3" // registers the s3 provider
+	"github.com/cnpg-preflight/cnpg-preflight/report"
+	"github.com/cnpg-preflight/cnpg-preflight/targets"
+)
+
+// Version is set at build time (-ldflags "-X github.com/cnpg-preflight/cnpg-preflight/cli.Version=v1.2.3").
+var Version = ""
+
+// Exit codes.
+const (
+	ExitOK     = 0
+	ExitFailed = 1
+	ExitUsage  = 2
+)
+
+// ErrChecksFailed is returned when at least one check failed.
+var ErrChecksFailed = errors.New("at least one check failed")
+
+// UsageError is a bad command line or unreadable input: exit 2.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// ExitCode maps a command's error to the process exit code.
+func ExitCode(err error) int {
+	var ue *UsageError
+	var ie *manifest.InputError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, ErrChecksFailed):
+		return ExitFailed
+	case errors.As(err, &ue), errors.As(err, &ie):
+		return ExitUsage
+	}
+	return ExitUsage
+}
+
+// Main runs the command line args and returns the exit code; errors are printed as one line.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := Run(args, stdin, stdout, stderr)
+	if err != nil && !errors.Is(err, ErrChecksFailed) && !errors.Is(err, pflag.ErrHelp) {
+		fmt.Fprintln(stderr, "cnpg-preflight: "+oneLine(err.Error()))
+	}
+	if errors.Is(err, pflag.ErrHelp) {
+		return ExitOK
+	}
+	return ExitCode(err)
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+const usage = `cnpg-preflight tells, before backups are turned on, whether CloudNativePG's backup client
+(barman-cloud) will really be able to use the object stores a Cluster is configured with.
+
+Usage:
+  cnpg-preflight check -f PATH [-f PATH ...] [flags]
+  cnpg-preflight version
+
+Commands:
+  check     read Cluster, ObjectStore and Secret manifests and probe every object-store target
+  version   print the version
+
+Run 'cnpg-preflight check --help' for the flags and examples.
+`
+
+// Run dispatches to a command.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		io.WriteString(stderr, usage)
+		return &UsageError{Msg: "missing command (check or version)"}
+	}
+	switch args[0] {
+	case "check":
+		o, err := parseCheck(args[1:], stdout)
+		if err != nil {
+			return err
+		}
+		return RunCheck(o, stdin, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "cnpg-preflight "+version())
+		return nil
+	case "help", "-h", "--help":
+		io.WriteString(stdout, usage)
+		return nil
+	}
+	return &UsageError{Msg: fmt.Sprintf("unknown command %q (want check or version; see --help)", args[0])}
+}
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// CheckOptions are the flags of the check command.
+type CheckOptions struct {
+	Files       []string
+	Namespace   string
+	Output      string
+	Timeout     time.Duration
+	ReadOnly    bool
+	Concurrency int
+	NoColor     bool
+	Color       bool // computed: stdout is a terminal and colour is not disabled
+}
+
+const checkHelp = `Usage: cnpg-preflight check -f PATH [-f PATH ...] [flags]
+
+Reads Cluster (postgresql.cnpg.io/v1), ObjectStore (barmancloud.cnpg.io/v1) and Secret (v1)
+objects and checks every object-store target: the backup destination and each external cluster
+used as a recovery or replica source. Sources are only read, never written.
+
+Examples:
+  # a Cluster and its Secrets in one file
+  cnpg-preflight check -f cluster.yaml -f secrets.yaml
+
+  # every manifest in a directory, JSON for a pipeline
+  cnpg-preflight check -f deploy/postgres/ -o json > preflight.json
+
+  # from kubectl, without writing anything to the bucket
+  kubectl get cluster,secret -n db -o yaml | cnpg-preflight check -f - -n db --read-only
+
+  # JUnit for the CI test report, 30 s per target
+  cnpg-preflight check -f manifests/ -o junit --timeout 30s > preflight.xml
+
+Exit codes: 0 no check failed (warnings allowed), 1 a check failed, 2 bad input or usage.
+
+Flags:
+`
+
+func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
+	o := &CheckOptions{}
+	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringArrayVarP(&o.Files, "filename", "f", nil, "manifest file, directory (*.yaml, *.yml, *.json) or - for stdin; repeatable")
+	fs.StringVarP(&o.Namespace, "namespace", "n", "default", "namespace of objects that do not name one")
+	fs.StringVarP(&o.Output, "output", "o", "table", "output format: table, json, junit or markdown")
+	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "time limit for all checks of one target")
+	fs.BoolVar(&o.ReadOnly, "read-only", false, "no write, read-back, delete or multipart probe anywhere")
+	fs.IntVar(&o.Concurrency, "concurrency", 8, "targets checked at once")
+	fs.BoolVar(&o.NoColor, "no-color", false, "no colours in the table (also: NO_COLOR set)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			io.WriteString(stdout, checkHelp+fs.FlagUsages())
+			return nil, err
+		}
+		return nil, &UsageError{Msg: err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return nil, &UsageError{Msg: fmt.Sprintf("unexpected argument %q (manifests are given with -f)", fs.Arg(0))}
+	}
+	if len(o.Files) == 0 {
+		return nil, &UsageError{Msg: "no input: give manifests with -f PATH (a file, a directory or - for stdin)"}
+	}
+	valid := false
+	for _, f := range report.Formats {
+		valid = valid || f == o.Output
+	}
+	if !valid {
+		return nil, &UsageError{Msg: fmt.Sprintf("unknown output format %q (want table, json, junit or markdown)", o.Output)}
+	}
+	if o.Timeout <= 0 {
+		return nil, &UsageError{Msg: "--timeout must be positive"}
+	}
+	if o.Concurrency < 1 {
+		return nil, &UsageError{Msg: "--concurrency must be at least 1"}
+	}
+	_, noColorEnv := os.LookupEnv("NO_COLOR")
+	o.Color = !o.NoColor && !noColorEnv && isTerminal(stdout)
+	return o, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// RunCheck reads the manifests, runs the checks and renders the matrix.
+func RunCheck(o *CheckOptions, stdin io.Reader, stdout, stderr io.Writer) error {
+	set, err := manifest.Load(o.Files, stdin, o.Namespace)
+	if err != nil {
+		return err
+	}
+	ts := targets.Build(set, func(ns string) providers.SecretLookup { return targets.SecretsFromSet(set, ns) })
+	if len(ts) == 0 {
+		return &UsageError{Msg: fmt.Sprintf("no Cluster with an object-store configuration found in %s (read %d Cluster(s))", strings.Join(o.Files, ", "), len(set.Clusters))}
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	m := checks.Execute(ctx, ts, checks.Options{ReadOnly: o.ReadOnly, Timeout: o.Timeout, Concurrency: o.Concurrency})
+	if err := report.Render(stdout, m, o.Output, report.Options{Color: o.Color}); err != nil {
+		return err
+	}
+	if m.Failed() {
+		return ErrChecksFailed
+	}
+	return nil
+}
+
+// signalContext is cancelled, with the signal as cause, on SIGINT or SIGTERM.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-ch:
+			cancel(fmt.Errorf("interrupted by %s", sigName(s)))
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel(nil) }
+}
+
+func sigName(s os.Signal) string {
+	switch s {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}

@@ -1,0 +1,12 @@
+// Command cnpg-preflight checks CloudNativePG object-store configurations against the real endpoint.
+package main
+
+import (
+	"os"
+
+	"github.com/cnpg-preflight/cnpg-preflight/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

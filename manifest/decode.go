@@ -1,0 +1,587 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxFileSize bounds what one input file may hold; manifests are small.
+const MaxFileSize = 8 << 20
+
+// Group/version pairs we read.
+const (
+	ClusterAPIVersion     = "postgresql.cnpg.io/v1"
+	ObjectStoreAPIVersion = "barmancloud.cnpg.io/v1"
+)
+
+// InputError is input that cannot be read: it names the file, the line where known and the field.
+type InputError struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *InputError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Field != "" {
+		b.WriteString(": " + e.Field)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+// Set is everything read from the inputs.
+type Set struct {
+	Clusters     []*Cluster
+	ObjectStores []*ObjectStore
+	Secrets      map[string]*Secret // by namespace/name
+	files        int
+}
+
+// NewSet returns an empty Set.
+func NewSet() *Set { return &Set{Secrets: map[string]*Secret{}} }
+
+// Secret returns the Secret namespace/name, or nil.
+func (s *Set) Secret(namespace, name string) *Secret { return s.Secrets[namespace+"/"+name] }
+
+// ObjectStore returns the ObjectStore namespace/name, or nil.
+func (s *Set) ObjectStore(namespace, name string) *ObjectStore {
+	for _, o := range s.ObjectStores {
+		if o.Meta.Namespace == namespace && o.Meta.Name == name {
+			return o
+		}
+	}
+	return nil
+}
+
+// Load reads every path: a file, a directory (its *.yaml, *.yml and *.json files, not recursive)
+// or "-" for stdin. Objects without a namespace are put in defaultNamespace.
+func Load(paths []string, stdin io.Reader, defaultNamespace string) (*Set, error) {
+	set := NewSet()
+	for _, p := range paths {
+		if p == "-" {
+			data, err := io.ReadAll(io.LimitReader(stdin, MaxFileSize+1))
+			if err != nil {
+				return nil, &InputError{File: "-", Msg: "cannot read standard input: " + err.Error()}
+			}
+			if err := set.Add("-", data, defaultNamespace); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, &InputError{File: p, Msg: describeFSError(err)}
+		}
+		files := []string{p}
+		if st.IsDir() {
+			files, err = manifestFiles(p)
+			if err != nil {
+				return nil, err
+			}
+		}
+		for _, f := range files {
+			data, err := readFile(f)
+			if err != nil {
+				return nil, err
+			}
+			if err := set.Add(f, data, defaultNamespace); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return set, nil
+}
+
+func manifestFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, &InputError{File: dir, Msg: describeFSError(err)}
+	}
+	var files []string
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".yaml", ".yml", ".json":
+			if !e.IsDir() {
+				files = append(files, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	if len(files) == 0 {
+		return nil, &InputError{File: dir, Msg: "directory holds no *.yaml, *.yml or *.json file"}
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+func readFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, &InputError{File: name, Msg: describeFSError(err)}
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, &InputError{File: name, Msg: describeFSError(err)}
+	}
+	return data, nil
+}
+
+func describeFSError(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "no such file or directory"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied"
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// Add parses one file's content (one or more YAML or JSON documents).
+func (s *Set) Add(file string, data []byte, defaultNamespace string) error {
+	s.files++
+	if len(data) > MaxFileSize {
+		return &InputError{File: file, Msg: fmt.Sprintf("file is larger than %d MiB; is this a manifest?", MaxFileSize>>20)}
+	}
+	if !isText(data) {
+		return &InputError{File: file, Msg: "not a text file (NUL byte or invalid UTF-8)"}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for doc := 1; ; doc++ {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return syntaxError(file, err)
+		}
+		if len(n.Content) == 0 || (n.Content[0].Kind == yaml.ScalarNode && n.Content[0].Tag == "!!null") {
+			continue // empty document
+		}
+		if err := s.addObject(file, n.Content[0], defaultNamespace, ""); err != nil {
+			return err
+		}
+	}
+}
+
+func isText(data []byte) bool {
+	return bytes.IndexByte(data, 0) < 0 && utf8.Valid(data)
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func syntaxError(file string, err error) error {
+	msg := err.Error()
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &InputError{File: file, Line: line, Msg: "syntax error: " + m[2]}
+	}
+	return &InputError{File: file, Msg: "syntax error: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+type header struct {
+	APIVersion string            `yaml:"apiVersion"`
+	Kind       string            `yaml:"kind"`
+	Meta       Meta              `yaml:"metadata"`
+	Items      []yaml.Node       `yaml:"items"`
+	Data       map[string]string `yaml:"data"`
+	StringData map[string]string `yaml:"stringData"`
+}
+
+func (s *Set) addObject(file string, n *yaml.Node, defaultNamespace, pathPrefix string) error {
+	if n.Kind != yaml.MappingNode {
+		return &InputError{File: file, Line: n.Line, Field: strings.TrimSuffix(pathPrefix, "."), Msg: "document is not an object (a mapping with apiVersion and kind)"}
+	}
+	var h header
+	if err := decodeLenient(n, &h, file, pathPrefix); err != nil {
+		return err
+	}
+	origin := Origin{File: file, Line: n.Line}
+	group, version := splitAPIVersion(h.APIVersion)
+	switch {
+	case h.Kind == "" && h.APIVersion == "":
+		return &InputError{File: file, Line: n.Line, Field: pathPrefix + "kind", Msg: "missing apiVersion and kind: not a Kubernetes object"}
+	case h.Kind == "List" || strings.HasSuffix(h.Kind, "List") && len(h.Items) > 0:
+		for i := range h.Items {
+			if err := s.addObject(file, &h.Items[i], defaultNamespace, fmt.Sprintf("%sitems[%d].", pathPrefix, i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case h.Kind == "Secret" && h.APIVersion == "v1":
+		return s.addSecret(file, n, h, origin, defaultNamespace, pathPrefix)
+	case h.Kind == "Cluster" && group == "postgresql.cnpg.io":
+		if version != "v1" {
+			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "apiVersion", Msg: fmt.Sprintf("Cluster has apiVersion %q; cnpg-preflight reads %s", h.APIVersion, ClusterAPIVersion)}
+		}
+		c := &Cluster{Origin: origin}
+		issues, err := decodeStrictBlocks(n, c, file, pathPrefix)
+		if err != nil {
+			return err
+		}
+		c.Issues = issues
+		if c.Meta.Name == "" {
+			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: "Cluster has no name"}
+		}
+		if c.Meta.Namespace == "" {
+			c.Meta.Namespace = defaultNamespace
+		}
+		for _, o := range s.Clusters {
+			if o.Meta.Namespace == c.Meta.Namespace && o.Meta.Name == c.Meta.Name {
+				return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: fmt.Sprintf("Cluster %s/%s is defined twice (first in %s)", c.Meta.Namespace, c.Meta.Name, o.Origin)}
+			}
+		}
+		s.Clusters = append(s.Clusters, c)
+	case h.Kind == "ObjectStore" && group == "barmancloud.cnpg.io":
+		if version != "v1" {
+			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "apiVersion", Msg: fmt.Sprintf("ObjectStore has apiVersion %q; cnpg-preflight reads %s", h.APIVersion, ObjectStoreAPIVersion)}
+		}
+		o := &ObjectStore{Origin: origin}
+		issues, err := decodeStrictBlocks(n, o, file, pathPrefix)
+		if err != nil {
+			return err
+		}
+		o.Issues = issues
+		if o.Meta.Name == "" {
+			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: "ObjectStore has no name"}
+		}
+		if o.Meta.Namespace == "" {
+			o.Meta.Namespace = defaultNamespace
+		}
+		if prev := s.ObjectStore(o.Meta.Namespace, o.Meta.Name); prev != nil {
+			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: fmt.Sprintf("ObjectStore %s/%s is defined twice (first in %s)", o.Meta.Namespace, o.Meta.Name, prev.Origin)}
+		}
+		s.ObjectStores = append(s.ObjectStores, o)
+	}
+	return nil // other kinds are ignored
+}
+
+func (o Origin) String() string {
+	if o.File == "" {
+		return "the live cluster"
+	}
+	if o.Line > 0 {
+		return fmt.Sprintf("%s:%d", o.File, o.Line)
+	}
+	return o.File
+}
+
+func splitAPIVersion(v string) (group, version string) {
+	if i := strings.LastIndexByte(v, '/'); i >= 0 {
+		return v[:i], v[i+1:]
+	}
+	return "", v
+}
+
+func (s *Set) addSecret(file string, n *yaml.Node, h header, origin Origin, defaultNamespace, pathPrefix string) error {
+	sec := &Secret{Meta: h.Meta, Data: map[string][]byte{}, Origin: origin}
+	if sec.Meta.Name == "" {
+		return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: "Secret has no name"}
+	}
+	if sec.Meta.Namespace == "" {
+		sec.Meta.Namespace = defaultNamespace
+	}
+	for k, v := range h.Data {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+		if err != nil {
+			path := pathPrefix + "data." + k
+			return &InputError{File: file, Line: lineOf(n, "data", k), Field: path, Msg: "value is not valid base64 (Secret data must be base64; use stringData for plain text)"}
+		}
+		sec.Data[k] = b
+	}
+	for k, v := range h.StringData {
+		sec.Data[k] = []byte(v)
+	}
+	key := sec.Meta.Namespace + "/" + sec.Meta.Name
+	if prev := s.Secrets[key]; prev != nil {
+		return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: fmt.Sprintf("Secret %s is defined twice (first in %s)", key, prev.Origin)}
+	}
+	s.Secrets[key] = sec
+	return nil
+}
+
+// lineOf returns the line of the value at the key path in mapping n, or n's line.
+func lineOf(n *yaml.Node, keys ...string) int {
+	cur := n
+	for _, k := range keys {
+		found := false
+		for i := 0; i+1 < len(cur.Content); i += 2 {
+			if cur.Content[i].Value == k {
+				cur, found = cur.Content[i+1], true
+				break
+			}
+		}
+		if !found {
+			break
+		}
+	}
+	return cur.Line
+}
+
+// decodeLenient decodes the known fields of n into v, turning type errors into InputErrors.
+func decodeLenient(n *yaml.Node, v any, file, pathPrefix string) error {
+	c := cloneNode(n)
+	prune(c, reflect.TypeOf(v), "", false, nil)
+	if err := c.Decode(v); err != nil {
+		return typeError(file, n, err, pathPrefix)
+	}
+	return nil
+}
+
+// decodeStrictBlocks decodes n into v; unknown fields inside object-store blocks are returned as
+// Issues (and ignored, as the API server's pruning would), unknown fields elsewhere are ignored.
+func decodeStrictBlocks(n *yaml.Node, v any, file, pathPrefix string) ([]Issue, error) {
+	c := cloneNode(n)
+	var issues []Issue
+	prune(c, reflect.TypeOf(v), "", false, &issues)
+	if err := c.Decode(v); err != nil {
+		return nil, typeError(file, n, err, pathPrefix)
+	}
+	return issues, nil
+}
+
+var typeErrRE = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+) `(.*)` into (.*)$")
+
+func typeError(file string, root *yaml.Node, err error, pathPrefix string) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg := te.Errors[0]
+		if m := typeErrRE.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			got := strings.TrimPrefix(m[2], "!!")
+			switch got {
+			case "str":
+				got = "string"
+			case "seq":
+				got = "list"
+			case "map":
+				got = "object"
+			}
+			return &InputError{File: file, Line: line, Field: pathPrefix + pathAtLine(root, line), Msg: fmt.Sprintf("wrong type: expected %s, got %s %q", goTypeName(m[4]), got, m[3])}
+		}
+		return &InputError{File: file, Line: root.Line, Msg: msg}
+	}
+	return &InputError{File: file, Line: root.Line, Msg: err.Error()}
+}
+
+func goTypeName(t string) string {
+	switch {
+	case t == "bool":
+		return "a boolean (true or false)"
+	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "uint"):
+		return "an integer"
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["):
+		return "an object"
+	default:
+		return "an object"
+	}
+}
+
+// pathAtLine finds the field path of the node that starts on line.
+func pathAtLine(n *yaml.Node, line int) string {
+	var best string
+	var walk func(n *yaml.Node, path string) bool
+	walk = func(n *yaml.Node, path string) bool {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := joinPath(path, k.Value)
+				if k.Line == line || v.Line == line {
+					best = p
+					if v.Kind == yaml.ScalarNode || v.Line != line {
+						if v.Kind == yaml.ScalarNode {
+							return true
+						}
+					}
+				}
+				if walk(v, p) {
+					return true
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				if c.Line == line && c.Kind == yaml.ScalarNode {
+					best = p
+					return true
+				}
+				if walk(c, p) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	walk(n, "")
+	return best
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// cloneNode deep-copies a node tree (prune edits it), sharing alias targets' copies.
+func cloneNode(n *yaml.Node) *yaml.Node {
+	seen := map[*yaml.Node]*yaml.Node{}
+	var cp func(*yaml.Node) *yaml.Node
+	cp = func(n *yaml.Node) *yaml.Node {
+		if n == nil {
+			return nil
+		}
+		if c, ok := seen[n]; ok {
+			return c
+		}
+		c := *n
+		seen[n] = &c
+		if len(n.Content) > 0 {
+			c.Content = make([]*yaml.Node, len(n.Content))
+			for i, x := range n.Content {
+				c.Content[i] = cp(x)
+			}
+		}
+		c.Alias = cp(n.Alias)
+		return &c
+	}
+	return cp(n)
+}
+
+var strictType = reflect.TypeOf(BarmanObjectStore{})
+
+// prune removes from n every mapping key that the Go type t does not declare, so decoding
+// matches field names exactly (case-sensitive, as Kubernetes does). In strict subtrees
+// (object-store blocks) each removed key is recorded as an Issue.
+func prune(n *yaml.Node, t reflect.Type, path string, strict bool, issues *[]Issue) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == strictType {
+		strict = true
+	}
+	if n.Kind == yaml.AliasNode {
+		return // aliases are decoded as written; their targets were pruned where they stand
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		fields := structFields(t)
+		kept := n.Content[:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				kept = append(kept, k, v)
+				continue
+			}
+			ft, ok := fields[k.Value]
+			if !ok {
+				if strict && issues != nil {
+					*issues = append(*issues, Issue{Path: joinPath(path, k.Value), Line: k.Line, Msg: unknownFieldMsg(k.Value, fields)})
+				}
+				continue
+			}
+			prune(v, ft, joinPath(path, k.Value), strict, issues)
+			kept = append(kept, k, v)
+		}
+		n.Content = kept
+	case reflect.Slice:
+		if n.Kind == yaml.SequenceNode {
+			for i, c := range n.Content {
+				prune(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), strict, issues)
+			}
+		}
+	case reflect.Map:
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				prune(n.Content[i+1], t.Elem(), joinPath(path, n.Content[i].Value), strict, issues)
+			}
+		}
+	}
+}
+
+var fieldCache = map[reflect.Type]map[string]reflect.Type{}
+
+func structFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldCache[t]; ok {
+		return f
+	}
+	f := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		name := strings.Split(sf.Tag.Get("yaml"), ",")[0]
+		if name == "-" || name == "" {
+			continue
+		}
+		f[name] = sf.Type
+	}
+	fieldCache[t] = f
+	return f
+}
+
+func unknownFieldMsg(key string, fields map[string]reflect.Type) string {
+	best, bestD := "", 3
+	for name := range fields {
+		if strings.EqualFold(name, key) {
+			best, bestD = name, 0
+			break
+		}
+		if d := editDistance(strings.ToLower(name), strings.ToLower(key)); d < bestD || (d == bestD && name < best) {
+			best, bestD = name, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf("unknown field %q (did you mean %q?); it is ignored", key, best)
+	}
+	return fmt.Sprintf("unknown field %q; it is ignored", key)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

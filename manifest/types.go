@@ -1,0 +1,218 @@
+// Package manifest reads CloudNativePG Cluster, Barman Cloud ObjectStore and Secret objects from
+// multi-document YAML or JSON. It defines only the fields cnpg-preflight reads; the object-store
+// blocks are decoded strictly (every unknown field is reported with its path and line), the rest
+// of a Cluster is read leniently, as the API server would store it.
+package manifest
+
+// Meta is the part of metadata we read.
+type Meta struct {
+	Name        string            `yaml:"name"`
+	Namespace   string            `yaml:"namespace"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+// Origin says where an object was read from.
+type Origin struct {
+	File string // file name, "-" for stdin, "" for a live cluster
+	Line int    // line of the object's first key, 0 if unknown
+}
+
+// Issue is a problem found while decoding a field that still lets the object be read
+// (an unknown field in an object-store block). It is reported in the matrix, not as bad input.
+type Issue struct {
+	Path string // field path, e.g. spec.backup.barmanObjectStore.endpointUrl
+	Line int
+	Msg  string
+}
+
+// Cluster is postgresql.cnpg.io/v1 Cluster (the fields we read).
+type Cluster struct {
+	Meta   Meta           `yaml:"metadata"`
+	Spec   ClusterSpec    `yaml:"spec"`
+	Status *ClusterStatus `yaml:"status"`
+	Origin Origin         `yaml:"-"`
+	Issues []Issue        `yaml:"-"`
+}
+
+// ClusterSpec holds the parts of a Cluster spec that involve object stores.
+type ClusterSpec struct {
+	Backup                 *BackupConfiguration    `yaml:"backup"`
+	ExternalClusters       []ExternalCluster       `yaml:"externalClusters"`
+	Bootstrap              *Bootstrap              `yaml:"bootstrap"`
+	Replica                *ReplicaConfiguration   `yaml:"replica"`
+	Plugins                []PluginConfiguration   `yaml:"plugins"`
+	ServiceAccountTemplate *ServiceAccountTemplate `yaml:"serviceAccountTemplate"`
+}
+
+// ClusterStatus is the part of a live Cluster's status we read.
+type ClusterStatus struct {
+	CurrentPrimary           string      `yaml:"currentPrimary"`
+	TimelineID               int         `yaml:"timelineID"`
+	FirstRecoverabilityPoint string      `yaml:"firstRecoverabilityPoint"`
+	LastSuccessfulBackup     string      `yaml:"lastSuccessfulBackup"`
+	Conditions               []Condition `yaml:"conditions"`
+}
+
+// Condition is a status condition.
+type Condition struct {
+	Type   string `yaml:"type"`
+	Status string `yaml:"status"`
+	Reason string `yaml:"reason"`
+}
+
+// ServiceAccountTemplate carries the annotations CNPG puts on the Cluster's ServiceAccount.
+type ServiceAccountTemplate struct {
+	Metadata Meta `yaml:"metadata"`
+}
+
+// BackupConfiguration is spec.backup.
+type BackupConfiguration struct {
+	BarmanObjectStore *BarmanObjectStore `yaml:"barmanObjectStore"`
+	RetentionPolicy   string             `yaml:"retentionPolicy"`
+}
+
+// ExternalCluster is one spec.externalClusters[] entry.
+type ExternalCluster struct {
+	Name              string               `yaml:"name"`
+	BarmanObjectStore *BarmanObjectStore   `yaml:"barmanObjectStore"`
+	Plugin            *PluginConfiguration `yaml:"plugin"`
+}
+
+// Bootstrap is spec.bootstrap.
+type Bootstrap struct {
+	Recovery *Recovery `yaml:"recovery"`
+}
+
+// Recovery is spec.bootstrap.recovery.
+type Recovery struct {
+	Source         string          `yaml:"source"`
+	RecoveryTarget *RecoveryTarget `yaml:"recoveryTarget"`
+}
+
+// RecoveryTarget is spec.bootstrap.recovery.recoveryTarget.
+type RecoveryTarget struct {
+	TargetTLI       string `yaml:"targetTLI"`
+	TargetTime      string `yaml:"targetTime"`
+	TargetLSN       string `yaml:"targetLSN"`
+	TargetXID       string `yaml:"targetXID"`
+	TargetName      string `yaml:"targetName"`
+	TargetImmediate *bool  `yaml:"targetImmediate"`
+	Exclusive       *bool  `yaml:"exclusive"`
+	BackupID        string `yaml:"backupID"`
+}
+
+// ReplicaConfiguration is spec.replica.
+type ReplicaConfiguration struct {
+	Enabled *bool  `yaml:"enabled"`
+	Source  string `yaml:"source"`
+	Primary string `yaml:"primary"`
+	Self    string `yaml:"self"`
+}
+
+// PluginConfiguration is a spec.plugins[] entry or spec.externalClusters[].plugin.
+type PluginConfiguration struct {
+	Name          string            `yaml:"name"`
+	Enabled       *bool             `yaml:"enabled"`
+	IsWALArchiver *bool             `yaml:"isWALArchiver"`
+	Parameters    map[string]string `yaml:"parameters"`
+}
+
+// BarmanObjectStore is CNPG's BarmanObjectStoreConfiguration: spec.backup.barmanObjectStore,
+// spec.externalClusters[].barmanObjectStore and the plugin ObjectStore's spec.configuration.
+// It is decoded strictly.
+type BarmanObjectStore struct {
+	DestinationPath   string             `yaml:"destinationPath"`
+	ServerName        string             `yaml:"serverName"`
+	EndpointURL       string             `yaml:"endpointURL"`
+	EndpointCA        *SecretKeySelector `yaml:"endpointCA"`
+	S3Credentials     *S3Credentials     `yaml:"s3Credentials"`
+	AzureCredentials  *AzureCredentials  `yaml:"azureCredentials"`
+	GoogleCredentials *GoogleCredentials `yaml:"googleCredentials"`
+	Wal               *WalBackup         `yaml:"wal"`
+	Data              *DataBackup        `yaml:"data"`
+	Tags              map[string]string  `yaml:"tags"`
+	HistoryTags       map[string]string  `yaml:"historyTags"`
+}
+
+// SecretKeySelector references one key of a Secret in the object's namespace.
+type SecretKeySelector struct {
+	Name string `yaml:"name"`
+	Key  string `yaml:"key"`
+}
+
+// S3Credentials is barmanObjectStore.s3Credentials.
+type S3Credentials struct {
+	AccessKeyID        *SecretKeySelector `yaml:"accessKeyId"`
+	SecretAccessKey    *SecretKeySelector `yaml:"secretAccessKey"`
+	Region             *SecretKeySelector `yaml:"region"`
+	SessionToken       *SecretKeySelector `yaml:"sessionToken"`
+	InheritFromIAMRole bool               `yaml:"inheritFromIAMRole"`
+}
+
+// AzureCredentials is barmanObjectStore.azureCredentials.
+type AzureCredentials struct {
+	ConnectionString           *SecretKeySelector `yaml:"connectionString"`
+	StorageAccount             *SecretKeySelector `yaml:"storageAccount"`
+	StorageKey                 *SecretKeySelector `yaml:"storageKey"`
+	StorageSasToken            *SecretKeySelector `yaml:"storageSasToken"`
+	InheritFromAzureAD         bool               `yaml:"inheritFromAzureAD"`
+	UseDefaultAzureCredentials bool               `yaml:"useDefaultAzureCredentials"`
+}
+
+// GoogleCredentials is barmanObjectStore.googleCredentials.
+type GoogleCredentials struct {
+	ApplicationCredentials *SecretKeySelector `yaml:"applicationCredentials"`
+	GKEEnvironment         bool               `yaml:"gkeEnvironment"`
+}
+
+// WalBackup is barmanObjectStore.wal.
+type WalBackup struct {
+	Compression                  string   `yaml:"compression"`
+	Encryption                   string   `yaml:"encryption"`
+	MaxParallel                  int      `yaml:"maxParallel"`
+	ArchiveAdditionalCommandArgs []string `yaml:"archiveAdditionalCommandArgs"`
+	RestoreAdditionalCommandArgs []string `yaml:"restoreAdditionalCommandArgs"`
+}
+
+// DataBackup is barmanObjectStore.data.
+type DataBackup struct {
+	Compression                  string   `yaml:"compression"`
+	Encryption                   string   `yaml:"encryption"`
+	Jobs                         *int     `yaml:"jobs"`
+	ImmediateCheckpoint          bool     `yaml:"immediateCheckpoint"`
+	AdditionalCommandArgs        []string `yaml:"additionalCommandArgs"`
+	RestoreAdditionalCommandArgs []string `yaml:"restoreAdditionalCommandArgs"`
+}
+
+// ObjectStore is barmancloud.cnpg.io/v1 ObjectStore (the Barman Cloud plugin).
+type ObjectStore struct {
+	Meta   Meta            `yaml:"metadata"`
+	Spec   ObjectStoreSpec `yaml:"spec"`
+	Origin Origin          `yaml:"-"`
+	Issues []Issue         `yaml:"-"`
+}
+
+// ObjectStoreSpec is the ObjectStore spec.
+type ObjectStoreSpec struct {
+	Configuration                BarmanObjectStore     `yaml:"configuration"`
+	RetentionPolicy              string                `yaml:"retentionPolicy"`
+	InstanceSidecarConfiguration *SidecarConfiguration `yaml:"instanceSidecarConfiguration"`
+}
+
+// SidecarConfiguration is spec.instanceSidecarConfiguration (only env is read).
+type SidecarConfiguration struct {
+	Env []EnvVar `yaml:"env"`
+}
+
+// EnvVar is a container environment variable with a literal value.
+type EnvVar struct {
+	Name  string `yaml:"name"`
+	Value string `yaml:"value"`
+}
+
+// Secret is a v1 Secret; Data holds the decoded values (data and stringData merged).
+type Secret struct {
+	Meta   Meta
+	Data   map[string][]byte
+	Origin Origin
+}

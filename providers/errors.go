@@ -1,0 +1,175 @@
+package providers
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"syscall"
+)
+
+// Kind classifies an object-store error so checks can explain it the same way for every provider.
+type Kind string
+
+// Kinds of errors.
+const (
+	KindOther       Kind = "error"
+	KindNotFound    Kind = "not-found"
+	KindDenied      Kind = "access-denied"    // authenticated, not allowed
+	KindAuth        Kind = "bad-credentials"  // signature/key/token rejected
+	KindNetwork     Kind = "network"          // refused, unreachable, reset
+	KindDNS         Kind = "dns"              // host does not resolve
+	KindTLS         Kind = "tls"              // certificate or protocol problem
+	KindTimeout     Kind = "timeout"          // deadline reached
+	KindCanceled    Kind = "interrupted"      // run interrupted
+	KindRegion      Kind = "region"           // wrong region
+	KindUnsupported Kind = "unsupported"      // feature refused (encryption, tagging, checksums)
+	KindThrottled   Kind = "throttled"        // 503 SlowDown after retries
+	KindMismatch    Kind = "content-mismatch" // read-back differs
+)
+
+// Error is a classified, redacted object-store error.
+type Error struct {
+	Op     string // operation, e.g. HeadBucket
+	Kind   Kind
+	Code   string // provider error code, e.g. AccessDenied
+	Status int    // HTTP status, 0 if none
+	Msg    string // one line, redacted
+	Fix    string // remediation, may be empty
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// KindOf returns the Kind of err (KindOther when it is not an *Error).
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return KindOther
+}
+
+// NetError classifies transport-level errors (nil if err is not one). op names the operation.
+func NetError(op string, err error) *Error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Op: op, Kind: KindTimeout, Msg: op + ": timed out"}
+	case errors.Is(err, context.Canceled):
+		return &Error{Op: op, Kind: KindCanceled, Msg: op + ": interrupted"}
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return &Error{Op: op, Kind: KindDNS, Msg: fmt.Sprintf("%s: cannot resolve host %q", op, dnsErr.Name),
+			Fix: "check the host name in endpointURL / destinationPath and the Pod's DNS"}
+	}
+	var unk x509.UnknownAuthorityError
+	if errors.As(err, &unk) {
+		return &Error{Op: op, Kind: KindTLS, Msg: op + ": TLS certificate signed by an unknown authority (CERTIFICATE_VERIFY_FAILED in barman-cloud)",
+			Fix: "set endpointCA to a Secret key holding the PEM CA bundle that signed the endpoint's certificate"}
+	}
+	var host x509.HostnameError
+	if errors.As(err, &host) {
+		return &Error{Op: op, Kind: KindTLS, Msg: fmt.Sprintf("%s: TLS certificate is not valid for host %q", op, host.Host),
+			Fix: "use the host name the certificate was issued for in endpointURL, or reissue the certificate with that name"}
+	}
+	var inv x509.CertificateInvalidError
+	if errors.As(err, &inv) {
+		return &Error{Op: op, Kind: KindTLS, Msg: fmt.Sprintf("%s: TLS certificate invalid: %s", op, inv.Error()),
+			Fix: "renew or fix the endpoint's certificate chain"}
+	}
+	var rec tls.RecordHeaderError
+	if errors.As(err, &rec) {
+		return &Error{Op: op, Kind: KindTLS, Msg: op + ": the endpoint answers plain HTTP, not TLS (https:// used against an http server)",
+			Fix: "use http:// in endpointURL, or enable TLS on the server"}
+	}
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return &Error{Op: op, Kind: KindTLS, Msg: op + ": TLS certificate verification failed: " + redactText(certErr.Err.Error()),
+			Fix: "set endpointCA to the CA bundle that signed the endpoint's certificate"}
+	}
+	var alert tls.AlertError
+	if errors.As(err, &alert) {
+		return &Error{Op: op, Kind: KindTLS, Msg: op + ": TLS handshake refused by the server: " + alert.Error()}
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return &Error{Op: op, Kind: KindNetwork, Msg: op + ": connection refused",
+			Fix: "check the host and port of the endpoint and that the object store is running and reachable from the Pod"}
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return &Error{Op: op, Kind: KindNetwork, Msg: op + ": connection reset by the server",
+			Fix: "check http:// vs https:// and the port of the endpoint"}
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return &Error{Op: op, Kind: KindNetwork, Msg: op + ": host unreachable", Fix: "check network policies and routes from the Pod to the endpoint"}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &Error{Op: op, Kind: KindTimeout, Msg: op + ": timed out"}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if strings.Contains(ue.Err.Error(), "malformed HTTP response") || strings.Contains(ue.Err.Error(), "server gave HTTP response to HTTPS client") {
+			return &Error{Op: op, Kind: KindTLS, Msg: op + ": the endpoint answers plain HTTP, not TLS", Fix: "use http:// in endpointURL"}
+		}
+		if errors.Is(ue.Err, errEOF) || strings.Contains(ue.Err.Error(), "EOF") {
+			return &Error{Op: op, Kind: KindNetwork, Msg: op + ": the server closed the connection without answering",
+				Fix: "check http:// vs https:// and the port of the endpoint"}
+		}
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return &Error{Op: op, Kind: KindNetwork, Msg: op + ": " + redactText(oe.Err.Error())}
+	}
+	return nil
+}
+
+var errEOF = errors.New("EOF")
+
+// Redaction -----------------------------------------------------------------------------------
+
+var (
+	// query parameters that carry secrets (Azure SAS signature, pre-signed URLs, tokens)
+	secretQueryRE = regexp.MustCompile(`(?i)([?&](?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|token|access_token|se|sp|sv|skoid|sktid|skt|ske|sks|skv|st|spr|srt|ss|sr)=)[^&\s"']+`)
+	// AccountKey=... and SharedAccessSignature=... in connection strings
+	connKeyRE = regexp.MustCompile(`(?i)((?:AccountKey|SharedAccessSignature|SharedAccessKey)=)[^;\s"']+`)
+	// Authorization headers
+	authHeaderRE = regexp.MustCompile(`(?i)(authorization:\s*)[^\r\n]+`)
+)
+
+func redactText(s string) string {
+	s = secretQueryRE.ReplaceAllString(s, "${1}REDACTED")
+	s = connKeyRE.ReplaceAllString(s, "${1}REDACTED")
+	s = authHeaderRE.ReplaceAllString(s, "${1}REDACTED")
+	return s
+}
+
+// Redactor removes known secret values (and their base64 forms) from text.
+type Redactor struct{ secrets []string }
+
+// Add registers secret values to scrub (values shorter than 4 bytes are ignored).
+func (r *Redactor) Add(values ...string) {
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		if len(v) >= 4 {
+			r.secrets = append(r.secrets, v)
+		}
+	}
+}
+
+// Redact returns s without any registered secret, SAS signature, connection-string key or token.
+func (r *Redactor) Redact(s string) string {
+	if r != nil {
+		for _, v := range r.secrets {
+			s = strings.ReplaceAll(s, v, "REDACTED")
+			s = strings.ReplaceAll(s, url.QueryEscape(v), "REDACTED")
+		}
+	}
+	return redactText(s)
+}

@@ -1,0 +1,245 @@
+package providers
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Net is one target's network stack: TLS roots (system + endpointCA), a dialer that records
+// timings, and an HTTP transport that first reuses the connection the endpoint check opened, so
+// that probing the endpoint costs no extra handshake.
+type Net struct {
+	TLS       *tls.Config
+	Transport *http.Transport
+	Client    *http.Client
+	requests  atomic.Int64
+
+	mu   sync.Mutex
+	warm map[string]net.Conn // addr -> established connection (TLS done for https)
+}
+
+// NewNet builds a Net that trusts the system roots plus the PEM certificates in ca.
+func NewNet(ca []byte) (*Net, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+	if len(ca) > 0 {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, errors.New("endpointCA holds no PEM certificate")
+		}
+		cfg.RootCAs = pool
+	}
+	n := &Net{TLS: cfg, warm: map[string]net.Conn{}}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	n.Transport = &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if c := n.take(addr); c != nil {
+				return c, nil
+			}
+			return dialer.DialContext(ctx, network, addr)
+		},
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if c := n.take(addr); c != nil {
+				return c, nil
+			}
+			raw, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			host, _, _ := net.SplitHostPort(addr)
+			tc := tls.Client(raw, n.tlsFor(host))
+			if err := tc.HandshakeContext(ctx); err != nil {
+				raw.Close()
+				return nil, err
+			}
+			return tc, nil
+		},
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       30 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	n.Client = &http.Client{Transport: countingTransport{n}}
+	return n, nil
+}
+
+type countingTransport struct{ n *Net }
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.requests.Add(1)
+	return c.n.Transport.RoundTrip(r)
+}
+
+// Requests is the number of HTTP requests sent through this Net.
+func (n *Net) Requests() int64 { return n.requests.Load() }
+
+func (n *Net) tlsFor(host string) *tls.Config {
+	c := n.TLS.Clone()
+	c.ServerName = host
+	return c
+}
+
+func (n *Net) take(addr string) net.Conn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := n.warm[addr]
+	delete(n.warm, addr)
+	return c
+}
+
+// Close closes idle and unused connections.
+func (n *Net) Close() {
+	n.mu.Lock()
+	for k, c := range n.warm {
+		c.Close()
+		delete(n.warm, k)
+	}
+	n.mu.Unlock()
+	n.Transport.CloseIdleConnections()
+}
+
+// EndpointReport is what the endpoint probe measured.
+type EndpointReport struct {
+	Addr     string
+	DNS      time.Duration
+	Connect  time.Duration
+	TLS      time.Duration // 0 for http://
+	TLSVer   string
+	Resolved []string
+}
+
+func (r EndpointReport) String() string {
+	s := fmt.Sprintf("%s: DNS %s, TCP %s", r.Addr, ms(r.DNS), ms(r.Connect))
+	if r.TLSVer != "" {
+		s += fmt.Sprintf(", %s %s", r.TLSVer, ms(r.TLS))
+	}
+	return s
+}
+
+func ms(d time.Duration) string {
+	if d < time.Millisecond {
+		return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000)
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// Probe resolves, connects and (for https) completes a verified TLS handshake with u's host. The
+// connection is kept for the first request of the SDK client. For http:// it tells a TLS server
+// apart (the reverse mistake) by sending one harmless request.
+func (n *Net) Probe(ctx context.Context, u *url.URL) (EndpointReport, error) {
+	host := u.Hostname()
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	addr := net.JoinHostPort(host, port)
+	rep := EndpointReport{Addr: addr}
+	op := "connect to " + addr
+
+	t0 := time.Now()
+	ips := []string{host}
+	if net.ParseIP(host) == nil {
+		var err error
+		ips, err = net.DefaultResolver.LookupHost(ctx, host)
+		if err != nil {
+			return rep, NetError(op, err)
+		}
+	}
+	rep.DNS = time.Since(t0)
+	rep.Resolved = ips
+
+	t1 := time.Now()
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	var conn net.Conn
+	var err error
+	for _, ip := range ips {
+		conn, err = d.DialContext(ctx, "tcp", net.JoinHostPort(ip, port))
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		if e := NetError(op, err); e != nil {
+			return rep, e
+		}
+		return rep, &Error{Op: op, Kind: KindNetwork, Msg: op + ": " + err.Error()}
+	}
+	rep.Connect = time.Since(t1)
+
+	if u.Scheme == "https" {
+		t2 := time.Now()
+		tc := tls.Client(conn, n.tlsFor(host))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			if e := NetError("TLS handshake with "+addr, err); e != nil {
+				return rep, e
+			}
+			return rep, &Error{Op: op, Kind: KindTLS, Msg: "TLS handshake with " + addr + ": " + redactText(err.Error())}
+		}
+		rep.TLS = time.Since(t2)
+		rep.TLSVer = tls.VersionName(tc.ConnectionState().Version)
+		conn = tc
+	} else if isTLSServer(ctx, conn, host) {
+		conn.Close()
+		return rep, &Error{Op: op, Kind: KindTLS, Msg: op + ": the endpoint speaks TLS but endpointURL says http://",
+			Fix: "use https:// in endpointURL (and endpointCA if the certificate is private)"}
+	} else {
+		conn.Close() // a plain connection was used for the request: do not reuse it
+		conn = nil
+	}
+	if conn != nil {
+		n.mu.Lock()
+		if old := n.warm[addr]; old != nil {
+			old.Close()
+		}
+		n.warm[addr] = conn
+		n.mu.Unlock()
+	}
+	return rep, nil
+}
+
+// isTLSServer sends a minimal HTTP request and reports whether the answer says the server wants TLS.
+func isTLSServer(ctx context.Context, conn net.Conn, host string) bool {
+	deadline := time.Now().Add(3 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	conn.SetDeadline(deadline)
+	defer conn.SetDeadline(time.Time{})
+	if _, err := fmt.Fprintf(conn, "HEAD / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host); err != nil {
+		return false
+	}
+	br := bufio.NewReader(conn)
+	first, err := br.Peek(5)
+	if err != nil && len(first) == 0 {
+		return false
+	}
+	if len(first) >= 3 && first[0] == 0x15 && first[1] == 0x03 { // TLS alert record
+		return true
+	}
+	line, _ := br.ReadString('\n')
+	if !strings.HasPrefix(line, "HTTP/") {
+		return false
+	}
+	rest := make([]byte, 512)
+	k, _ := br.Read(rest)
+	return strings.Contains(strings.ToLower(string(rest[:k])), "http request to an https server")
+}

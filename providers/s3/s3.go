@@ -1,0 +1,495 @@
+// Package s3 is the provider for AWS S3 and S3-compatible stores (MinIO, versitygw, Ceph, …),
+// on aws-sdk-go-v2. It resolves credentials and addressing the way boto3 does under barman-cloud.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/cnpg-preflight/cnpg-preflight/manifest"
+	"github.com/cnpg-preflight/cnpg-preflight/providers"
+)
+
+func init() { providers.Register("s3", Driver{}) }
+
+// Driver is the S3 provider.
+type Driver struct{}
+
+// DefaultRegion is the region boto3 signs with when none is configured.
+const DefaultRegion = "us-east-1"
+
+var validEncryption = map[string]bool{"AES256": true, "aws:kms": true}
+
+// Validate parses an s3:// destinationPath and endpointURL and applies CNPG's S3 credential rules.
+func (Driver) Validate(t *providers.Target) (providers.Location, []providers.Finding) {
+	c := t.Conf
+	var fs []providers.Finding
+	loc := providers.Location{Provider: "s3", ServerName: t.ServerName}
+	dp := t.F("destinationPath")
+	u, err := url.Parse(c.DestinationPath)
+	switch {
+	case err != nil:
+		fs = append(fs, providers.Failf(dp, "use the form s3://BUCKET/PATH", "not a valid URL: %q", c.DestinationPath))
+	case u.Scheme != "s3":
+		fs = append(fs, providers.Failf(dp, "use the form s3://BUCKET/PATH", "scheme must be s3://, got %q", c.DestinationPath))
+	case u.Host == "":
+		fs = append(fs, providers.Failf(dp, "use the form s3://BUCKET/PATH", "no bucket in %q", c.DestinationPath))
+	default:
+		loc.Bucket = u.Host
+		loc.Prefix = strings.TrimLeft(u.Path, "/") // barman: urlparse(url).path.lstrip("/")
+		if u.RawQuery != "" || u.Fragment != "" {
+			fs = append(fs, providers.Failf(dp, "remove the ?query or #fragment", "destinationPath carries a query or fragment, which barman-cloud would take as part of the key"))
+		}
+		if strings.Contains(strings.TrimSuffix(u.Path, "/"), "//") || strings.HasPrefix(u.Path, "//") {
+			fs = append(fs, providers.Warnf(dp, "remove the repeated slash", "double slash in the path: barman-cloud keeps it, so objects go under %q, which most browsers and tools show as an empty folder name", loc.Prefix))
+		}
+		if strings.ToLower(loc.Bucket) != loc.Bucket || strings.Contains(loc.Bucket, "_") {
+			fs = append(fs, providers.Warnf(dp, "use a bucket name of lower-case letters, digits, dots and hyphens", "bucket name %q is not a valid S3 bucket name on AWS", loc.Bucket))
+		}
+	}
+
+	ep := t.F("endpointURL")
+	if c.EndpointURL != "" {
+		e, err := url.Parse(c.EndpointURL)
+		switch {
+		case err != nil || e.Host == "" || (e.Scheme != "http" && e.Scheme != "https"):
+			fs = append(fs, providers.Failf(ep, "write the endpoint as https://HOST[:PORT] (or http:// for a plain-HTTP store)", "%q is not an http:// or https:// URL: barman-cloud (boto3) rejects it", c.EndpointURL))
+		default:
+			loc.Endpoint = &url.URL{Scheme: e.Scheme, Host: e.Host}
+			path := strings.Trim(e.Path, "/")
+			if e.RawQuery != "" {
+				fs = append(fs, providers.Failf(ep, "remove the query string from endpointURL", "endpointURL carries a query string (%q)", "?"+e.RawQuery))
+			}
+			switch {
+			case path != "" && loc.Bucket != "" && (path == loc.Bucket || strings.HasPrefix(path, loc.Bucket+"/")):
+				fs = append(fs, providers.Failf(ep, fmt.Sprintf("set endpointURL to %s://%s and keep the bucket only in destinationPath", e.Scheme, e.Host), "the bucket %q is repeated in the endpoint's path: requests would go to /%s/%s/…", loc.Bucket, path, loc.Bucket))
+			case path != "":
+				fs = append(fs, providers.Failf(ep, fmt.Sprintf("set endpointURL to %s://%s", e.Scheme, e.Host), "endpointURL has a path (%q); S3 endpoints are scheme://host[:port]", "/"+path))
+			}
+			if loc.Bucket != "" && strings.HasPrefix(strings.ToLower(e.Hostname()), strings.ToLower(loc.Bucket)+".") {
+				fs = append(fs, providers.Warnf(ep, fmt.Sprintf("set endpointURL to %s://%s", e.Scheme, strings.TrimPrefix(e.Host, loc.Bucket+".")), "the bucket %q is repeated in the endpoint's host: with endpointURL barman-cloud uses path-style requests, so keys land under %q inside the bucket", loc.Bucket, loc.Bucket+"/"))
+			}
+		}
+	}
+
+	cr := c.S3Credentials
+	cf := t.F("s3Credentials")
+	switch {
+	case cr == nil:
+		fs = append(fs, providers.Failf(cf, "add s3Credentials (accessKeyId + secretAccessKey, or inheritFromIAMRole: true)", "an s3:// destination needs s3Credentials"))
+	case cr.InheritFromIAMRole && (cr.AccessKeyID != nil || cr.SecretAccessKey != nil):
+		fs = append(fs, providers.Failf(cf, "remove accessKeyId/secretAccessKey or inheritFromIAMRole", "inheritFromIAMRole cannot be combined with accessKeyId/secretAccessKey (CNPG rejects this)"))
+	case !cr.InheritFromIAMRole && cr.AccessKeyID == nil && cr.SecretAccessKey == nil:
+		fs = append(fs, providers.Failf(cf, "add accessKeyId and secretAccessKey references, or inheritFromIAMRole: true", "neither accessKeyId/secretAccessKey nor inheritFromIAMRole is set (CNPG rejects this)"))
+	case !cr.InheritFromIAMRole && cr.AccessKeyID == nil:
+		fs = append(fs, providers.Failf(cf+".accessKeyId", "add the accessKeyId Secret reference", "secretAccessKey is set but accessKeyId is missing"))
+	case !cr.InheritFromIAMRole && cr.SecretAccessKey == nil:
+		fs = append(fs, providers.Failf(cf+".secretAccessKey", "add the secretAccessKey Secret reference", "accessKeyId is set but secretAccessKey is missing"))
+	case cr.InheritFromIAMRole && (cr.Region != nil || cr.SessionToken != nil):
+		fs = append(fs, providers.Warnf(cf, "set the region through the Pod's environment (AWS_REGION/AWS_DEFAULT_REGION injected by IRSA) instead", "with inheritFromIAMRole, CNPG ignores the region and sessionToken references"))
+	}
+	for _, enc := range []struct{ v, f string }{{walEnc(c), "wal.encryption"}, {dataEnc(c), "data.encryption"}} {
+		if enc.v != "" && !validEncryption[enc.v] {
+			fs = append(fs, providers.Failf(t.F(enc.f), "use AES256 or aws:kms", "encryption %q is not one barman-cloud accepts (AES256, aws:kms)", enc.v))
+		}
+	}
+	if c.EndpointURL == "" && loc.Bucket != "" {
+		loc.Endpoint = &url.URL{Scheme: "https", Host: "s3.amazonaws.com"} // refined with the region in Connect
+	}
+	return loc, fs
+}
+
+func walEnc(c *manifest.BarmanObjectStore) string {
+	if c.Wal == nil {
+		return ""
+	}
+	return c.Wal.Encryption
+}
+
+func dataEnc(c *manifest.BarmanObjectStore) string {
+	if c.Data == nil {
+		return ""
+	}
+	return c.Data.Encryption
+}
+
+// CA returns the endpointCA bundle (boto3 gets it as AWS_CA_BUNDLE).
+func (Driver) CA(t *providers.Target) ([]byte, []providers.Finding) {
+	return providers.EndpointCA(t)
+}
+
+// Connect resolves credentials the way CNPG passes them to boto3 and opens a client.
+func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Location, n *providers.Net) (providers.Store, string, []providers.Finding) {
+	c := t.Conf
+	cr := c.S3Credentials
+	var fs []providers.Finding
+	red := &providers.Redactor{}
+	opts := s3.Options{
+		HTTPClient: n.Client,
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 4
+			o.MaxBackoff = 2 * time.Second
+		}),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenSupported,
+	}
+	// boto3 ≥ 1.36 reads these from the environment the backup client runs with.
+	if strings.EqualFold(t.Env["AWS_REQUEST_CHECKSUM_CALCULATION"], "when_required") {
+		opts.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+	}
+	if strings.EqualFold(t.Env["AWS_RESPONSE_CHECKSUM_VALIDATION"], "when_required") {
+		opts.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	}
+	var identity string
+	region := ""
+	if cr.InheritFromIAMRole {
+		// The pod identity: the SDK's default chain (web identity token, container or instance role).
+		cfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(n.Client))
+		if err != nil {
+			return nil, "", []providers.Finding{providers.Failf(t.F("s3Credentials.inheritFromIAMRole"), "", "cannot load the default AWS configuration: %s", red.Redact(err.Error()))}
+		}
+		v, err := cfg.Credentials.Retrieve(ctx)
+		if err != nil {
+			fix := "run with the Cluster's ServiceAccount carrying the eks.amazonaws.com/role-arn annotation (IRSA), or attach an instance role"
+			return nil, "", []providers.Finding{providers.Failf(t.F("s3Credentials.inheritFromIAMRole"), fix, "no AWS identity found in the environment: %s", red.Redact(firstLine(err.Error())))}
+		}
+		red.Add(v.SecretAccessKey, v.SessionToken)
+		identity = "pod identity via " + v.Source
+		if arn := t.Env["AWS_ROLE_ARN"]; arn != "" {
+			identity += " (role " + arn + ")"
+		}
+		opts.Credentials = cfg.Credentials
+		region = cfg.Region
+	} else {
+		id, f1 := t.Ref(cr.AccessKeyID, "s3Credentials.accessKeyId")
+		secret, f2 := t.Ref(cr.SecretAccessKey, "s3Credentials.secretAccessKey")
+		token, f3 := t.Ref(cr.SessionToken, "s3Credentials.sessionToken")
+		reg, f4 := t.Ref(cr.Region, "s3Credentials.region")
+		for _, f := range []*providers.Finding{f1, f2, f3, f4} {
+			if f != nil {
+				fs = append(fs, *f)
+			}
+		}
+		if len(fs) > 0 {
+			return nil, "", fs
+		}
+		for _, v := range []struct {
+			val  []byte
+			name string
+		}{{id, "accessKeyId"}, {secret, "secretAccessKey"}, {token, "sessionToken"}, {reg, "region"}} {
+			if len(v.val) > 0 && strings.TrimSpace(string(v.val)) != string(v.val) {
+				fs = append(fs, providers.Warnf(t.F("s3Credentials."+v.name), "recreate the Secret without the trailing newline (kubectl create secret --from-literal, or printf instead of echo)", "the value has leading or trailing white space (often a newline from echo); the backup client uses it as is"))
+			}
+		}
+		red.Add(string(secret), string(token))
+		opts.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(string(id), string(secret), string(token)))
+		identity = "access key " + maskID(string(id))
+		if len(token) > 0 {
+			identity += " with session token"
+		}
+		region = string(reg)
+	}
+	if region == "" {
+		region = t.Env["AWS_DEFAULT_REGION"]
+	}
+	if region == "" {
+		region = DefaultRegion
+	}
+	opts.Region = region
+	if c.EndpointURL != "" {
+		opts.BaseEndpoint = aws.String(loc.Endpoint.String())
+		opts.UsePathStyle = true // boto3 uses path-style addressing with a custom endpoint_url
+	}
+	client := s3.New(opts)
+	endpoint := loc.Endpoint
+	if c.EndpointURL == "" {
+		host := "s3." + region + ".amazonaws.com"
+		if !strings.Contains(loc.Bucket, ".") {
+			host = loc.Bucket + "." + host
+		}
+		endpoint = &url.URL{Scheme: "https", Host: host}
+	}
+	return &Store{c: client, loc: loc, red: red, endpoint: endpoint, region: region, enc: encryption(t)}, identity, fs
+}
+
+func encryption(t *providers.Target) string {
+	if e := walEnc(t.Conf); e != "" {
+		return e
+	}
+	return dataEnc(t.Conf)
+}
+
+func maskID(id string) string {
+	if len(id) <= 4 {
+		return "****"
+	}
+	return id[:4] + strings.Repeat("*", min(len(id)-4, 12))
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Store is an S3 bucket.
+type Store struct {
+	c        *s3.Client
+	loc      providers.Location
+	red      *providers.Redactor
+	endpoint *url.URL
+	region   string
+	enc      string
+}
+
+// Endpoint is the URL the client talks to.
+func (s *Store) Endpoint() *url.URL { return s.endpoint }
+
+// MinPartSize is S3's minimum size of a non-final part.
+func (s *Store) MinPartSize() int { return 5 << 20 }
+
+// CheckBucket does what barman-cloud does first: HeadBucket. A 403 is explained by one listing
+// under the prefix (bad credentials, or a prefix-scoped policy without bucket-level ListBucket).
+func (s *Store) CheckBucket(ctx context.Context) error {
+	_, err := s.c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.loc.Bucket})
+	if err == nil {
+		return nil
+	}
+	e := s.classify("HeadBucket", err)
+	if e.Status != http.StatusForbidden && e.Status != http.StatusBadRequest && e.Status != http.StatusMovedPermanently {
+		return e
+	}
+	prefix := s.loc.Base()
+	_, lerr := s.c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &s.loc.Bucket, Prefix: &prefix, MaxKeys: aws.Int32(1)})
+	if lerr == nil {
+		if e.Status == http.StatusForbidden {
+			e.Kind = providers.KindDenied
+			e.Msg = fmt.Sprintf("HeadBucket on %q is denied (403) although listing under %q is allowed: barman-cloud checks the bucket with HeadBucket and stops there", s.loc.Bucket, prefix)
+			e.Fix = fmt.Sprintf("grant s3:ListBucket on arn:aws:s3:::%s without an s3:prefix condition (HeadBucket needs it)", s.loc.Bucket)
+		}
+		return e
+	}
+	le := s.classify("ListObjectsV2", lerr)
+	switch le.Kind {
+	case providers.KindAuth, providers.KindRegion:
+		le.Op = "HeadBucket"
+		le.Msg = "HeadBucket: 403 Forbidden; " + le.Msg
+		return le
+	case providers.KindDenied:
+		e.Kind = providers.KindDenied
+		e.Msg = fmt.Sprintf("HeadBucket on %q: 403 Forbidden (AccessDenied): the identity may not list the bucket", s.loc.Bucket)
+		e.Fix = fmt.Sprintf("grant s3:ListBucket on arn:aws:s3:::%s (without an s3:prefix condition)", s.loc.Bucket)
+	}
+	return e
+}
+
+// List lists keys under prefix, following pages up to max keys.
+func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (providers.Listing, error) {
+	var out providers.Listing
+	in := &s3.ListObjectsV2Input{Bucket: &s.loc.Bucket, Prefix: &prefix}
+	if delimiter != "" {
+		in.Delimiter = &delimiter
+	}
+	if max > 0 && max < 1000 {
+		in.MaxKeys = aws.Int32(int32(max))
+	}
+	p := s3.NewListObjectsV2Paginator(s.c, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return out, s.classify("ListObjectsV2", err)
+		}
+		for _, o := range page.Contents {
+			out.Keys = append(out.Keys, providers.Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size)})
+		}
+		for _, cp := range page.CommonPrefixes {
+			out.Prefixes = append(out.Prefixes, aws.ToString(cp.Prefix))
+		}
+		if max > 0 && len(out.Keys) >= max {
+			out.Truncated = p.HasMorePages() || len(out.Keys) > max
+			if len(out.Keys) > max {
+				out.Keys = out.Keys[:max]
+			}
+			break
+		}
+	}
+	return out, nil
+}
+
+// Put writes one object with the headers barman would send (server-side encryption, tags).
+func (s *Store) Put(ctx context.Context, key string, data []byte, o providers.PutOptions) error {
+	in := &s3.PutObjectInput{Bucket: &s.loc.Bucket, Key: &key, Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data)))}
+	if o.Encryption != "" {
+		in.ServerSideEncryption = types.ServerSideEncryption(o.Encryption)
+	}
+	if len(o.Tags) > 0 {
+		in.Tagging = aws.String(tagging(o.Tags))
+	}
+	_, err := s.c.PutObject(ctx, in)
+	return s.classifyOrNil("PutObject", err)
+}
+
+func tagging(tags map[string]string) string {
+	v := url.Values{}
+	for k, val := range tags {
+		v.Set(k, val)
+	}
+	return v.Encode()
+}
+
+// Get reads one object.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	out, err := s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.loc.Bucket, Key: &key})
+	if err != nil {
+		return nil, s.classify("GetObject", err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, s.classify("GetObject", err)
+	}
+	return b, nil
+}
+
+// Delete deletes one object.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	_, err := s.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.loc.Bucket, Key: &key})
+	return s.classifyOrNil("DeleteObject", err)
+}
+
+// Exists reports whether key exists.
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	_, err := s.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.loc.Bucket, Key: &key})
+	if err == nil {
+		return true, nil
+	}
+	e := s.classify("HeadObject", err)
+	if e.Kind == providers.KindNotFound {
+		return false, nil
+	}
+	return false, e
+}
+
+// Multipart uploads parts as one multipart upload and aborts it on any failure.
+func (s *Store) Multipart(ctx context.Context, key string, parts [][]byte, o providers.PutOptions) error {
+	in := &s3.CreateMultipartUploadInput{Bucket: &s.loc.Bucket, Key: &key}
+	if o.Encryption != "" {
+		in.ServerSideEncryption = types.ServerSideEncryption(o.Encryption)
+	}
+	if len(o.Tags) > 0 {
+		in.Tagging = aws.String(tagging(o.Tags))
+	}
+	up, err := s.c.CreateMultipartUpload(ctx, in)
+	if err != nil {
+		return s.classify("CreateMultipartUpload", err)
+	}
+	abort := func(cause error) error {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, aerr := s.c.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.loc.Bucket, Key: &key, UploadId: up.UploadId}); aerr != nil {
+			e := s.classify("AbortMultipartUpload", aerr)
+			return fmt.Errorf("%w; and the upload could not be aborted: %s (upload id %s is left incomplete)", cause, e.Msg, aws.ToString(up.UploadId))
+		}
+		return cause
+	}
+	var done []types.CompletedPart
+	for i, p := range parts {
+		num := int32(i + 1)
+		res, err := s.c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &s.loc.Bucket, Key: &key, UploadId: up.UploadId, PartNumber: &num, Body: bytes.NewReader(p), ContentLength: aws.Int64(int64(len(p)))})
+		if err != nil {
+			return abort(s.classify("UploadPart", err))
+		}
+		done = append(done, types.CompletedPart{ETag: res.ETag, PartNumber: &num, ChecksumCRC32: res.ChecksumCRC32, ChecksumCRC32C: res.ChecksumCRC32C, ChecksumCRC64NVME: res.ChecksumCRC64NVME, ChecksumSHA1: res.ChecksumSHA1, ChecksumSHA256: res.ChecksumSHA256})
+	}
+	_, err = s.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &s.loc.Bucket, Key: &key, UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
+	if err != nil {
+		return abort(s.classify("CompleteMultipartUpload", err))
+	}
+	return nil
+}
+
+func (s *Store) classifyOrNil(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return s.classify(op, err)
+}
+
+var (
+	deniedCodes = map[string]bool{"AccessDenied": true, "Forbidden": true, "AllAccessDisabled": true, "AccountProblem": true}
+	authCodes   = map[string]bool{"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "InvalidToken": true, "ExpiredToken": true, "TokenRefreshRequired": true, "InvalidSecurity": true}
+	regionCodes = map[string]bool{"AuthorizationHeaderMalformed": true, "PermanentRedirect": true, "IllegalLocationConstraintException": true, "AuthorizationQueryParametersError": true}
+)
+
+// classify turns an SDK error into a redacted *providers.Error.
+func (s *Store) classify(op string, err error) *providers.Error {
+	var status int
+	var hdr http.Header
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.Response != nil {
+		status = re.Response.StatusCode
+		hdr = re.Response.Header
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code, msg := ae.ErrorCode(), ae.ErrorMessage()
+		e := &providers.Error{Op: op, Code: code, Status: status, Kind: providers.KindOther}
+		switch {
+		case code == "NotFound" || code == "NoSuchBucket" || code == "NoSuchKey" || status == http.StatusNotFound:
+			e.Kind = providers.KindNotFound
+		case authCodes[code]:
+			e.Kind = providers.KindAuth
+		case regionCodes[code] || status == http.StatusMovedPermanently:
+			e.Kind = providers.KindRegion
+		case deniedCodes[code] || status == http.StatusForbidden:
+			e.Kind = providers.KindDenied
+		case code == "SlowDown" || code == "ServiceUnavailable" || status == http.StatusServiceUnavailable:
+			e.Kind = providers.KindThrottled
+		case code == "NotImplemented" || code == "XAmzContentSHA256Mismatch" || code == "KMS.NotFoundException" ||
+			strings.Contains(strings.ToLower(msg), "kms") || strings.Contains(strings.ToLower(msg), "encryption") ||
+			strings.Contains(strings.ToLower(msg), "checksum") || strings.Contains(strings.ToLower(msg), "tagging"):
+			e.Kind = providers.KindUnsupported
+		}
+		text := code
+		if msg != "" && msg != code {
+			text += ": " + msg
+		}
+		if status != 0 {
+			text = fmt.Sprintf("%d %s (%s)", status, http.StatusText(status), text)
+		}
+		if e.Kind == providers.KindRegion {
+			if r := hdr.Get("X-Amz-Bucket-Region"); r != "" && r != s.region {
+				text += fmt.Sprintf("; the bucket is in %s, requests are signed for %s", r, s.region)
+				e.Fix = fmt.Sprintf("set s3Credentials.region to a Secret key holding %q", r)
+			}
+		}
+		e.Msg = s.red.Redact(op + ": " + text)
+		e.Fix = s.red.Redact(e.Fix)
+		return e
+	}
+	if ne := providers.NetError(op, err); ne != nil {
+		ne.Msg = s.red.Redact(ne.Msg)
+		return ne
+	}
+	if status != 0 {
+		return &providers.Error{Op: op, Status: status, Kind: providers.KindOther, Msg: s.red.Redact(fmt.Sprintf("%s: HTTP %d %s", op, status, http.StatusText(status)))}
+	}
+	return &providers.Error{Op: op, Kind: providers.KindOther, Msg: s.red.Redact(op + ": " + firstLine(err.Error()))}
+}

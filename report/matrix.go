@@ -1,0 +1,125 @@
+// Package report holds the Matrix (targets × checks) and renders it as a terminal table, JSON,
+// JUnit XML or Markdown. The JSON form is a public contract: see SchemaVersion and the README.
+package report
+
+// SchemaVersion is the version of the JSON output schema.
+const SchemaVersion = 1
+
+// Status of one check.
+type Status string
+
+// Statuses.
+const (
+	Pass Status = "pass"
+	Fail Status = "fail"
+	Warn Status = "warn"
+	Skip Status = "skip"
+)
+
+// Matrix is the result of a run.
+type Matrix struct {
+	SchemaVersion int       `json:"schemaVersion"`
+	Targets       []*Target `json:"targets"`
+	Summary       Summary   `json:"summary"`
+	Interrupted   string    `json:"interrupted,omitempty"` // set when a signal stopped the run
+}
+
+// ClusterRef names a Cluster.
+type ClusterRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// Target is one row of the matrix.
+type Target struct {
+	ID              string     `json:"id"`
+	Cluster         ClusterRef `json:"cluster"`
+	Role            string     `json:"role"`
+	Provider        string     `json:"provider"`
+	DestinationPath string     `json:"destinationPath"`
+	ServerName      string     `json:"serverName"`
+	Endpoint        string     `json:"endpoint"`
+	Checks          []Check    `json:"checks"`
+	Leftovers       []string   `json:"leftovers,omitempty"` // probe objects that could not be deleted
+}
+
+// Check is one cell of the matrix.
+type Check struct {
+	ID          string `json:"id"`
+	Status      Status `json:"status"`
+	Message     string `json:"message"`
+	Remediation string `json:"remediation,omitempty"`
+	DurationMs  int64  `json:"durationMs"`
+}
+
+// Summary counts checks by status over all targets.
+type Summary struct {
+	Targets int `json:"targets"`
+	Pass    int `json:"pass"`
+	Fail    int `json:"fail"`
+	Warn    int `json:"warn"`
+	Skip    int `json:"skip"`
+}
+
+// Summarize fills m.Summary from the targets.
+func (m *Matrix) Summarize() {
+	s := Summary{Targets: len(m.Targets)}
+	for _, t := range m.Targets {
+		for _, c := range t.Checks {
+			switch c.Status {
+			case Pass:
+				s.Pass++
+			case Fail:
+				s.Fail++
+			case Warn:
+				s.Warn++
+			case Skip:
+				s.Skip++
+			}
+		}
+		if len(t.Leftovers) > 0 {
+			s.Fail++
+		}
+	}
+	m.Summary = s
+}
+
+// Failed reports whether any check failed (or a probe object was left behind).
+func (m *Matrix) Failed() bool {
+	for _, t := range m.Targets {
+		if len(t.Leftovers) > 0 {
+			return true
+		}
+		for _, c := range t.Checks {
+			if c.Status == Fail {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Columns returns the check IDs in the order they first appear.
+func (m *Matrix) Columns() []string {
+	var cols []string
+	seen := map[string]bool{}
+	for _, t := range m.Targets {
+		for _, c := range t.Checks {
+			if !seen[c.ID] {
+				seen[c.ID] = true
+				cols = append(cols, c.ID)
+			}
+		}
+	}
+	return cols
+}
+
+// Check returns the check id of t, or nil.
+func (t *Target) Check(id string) *Check {
+	for i := range t.Checks {
+		if t.Checks[i].ID == id {
+			return &t.Checks[i]
+		}
+	}
+	return nil
+}

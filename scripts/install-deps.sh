@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs the pinned servers and clients the integration tests and `make demo` use.
+# Idempotent: a tool already built at the pinned version is kept. Everything lands in $TOOLS
+# (default ~/.cache/cnpg-preflight/tools) so repeated runs and CI on the same machine reuse it.
+# Usage: scripts/install-deps.sh [minio mc versitygw azurite fake-gcs barman]   (default: all)
+set -euo pipefail
+
+TOOLS=${CNPG_PREFLIGHT_TOOLS:-$HOME/.cache/cnpg-preflight/tools}
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+MC_VERSION=v0.0.0-20250313080218-cf909e1063a9
+VERSITYGW_VERSION=v1.8.0
+AZURITE_VERSION=3.35.0
+FAKE_GCS_VERSION=v1.56.1
+
+mkdir -p "$TOOLS/bin"
+log() { echo "install-deps: $*" >&2; }
+
+go_tool() { # name package version
+  local name=$1 pkg=$2 ver=$3 stamp="$TOOLS/bin/.$1-$3"
+  if [ -x "$TOOLS/bin/$name" ] && [ -f "$stamp" ]; then return; fi
+  log "building $name $ver (go install)"
+  GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" "$pkg@$ver"
+  touch "$stamp"
+}
+
+want() { [ $# -eq 0 ] && return 0; return 1; }
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(minio mc versitygw azurite fake-gcs barman)
+
+for t in "${targets[@]}"; do
+  case "$t" in
+  minio) go_tool minio github.com/minio/minio "$MINIO_VERSION" ;;
+  mc) go_tool mc github.com/minio/mc "$MC_VERSION" ;;
+  versitygw) go_tool versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION" ;;
+  fake-gcs) go_tool fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION" ;;
+  azurite)
+    if [ ! -x "$TOOLS/azurite/node_modules/.bin/azurite-blob" ] || [ ! -f "$TOOLS/azurite/.v$AZURITE_VERSION" ]; then
+      log "installing azurite $AZURITE_VERSION (npm)"
+      mkdir -p "$TOOLS/azurite"
+      npm install --silent --no-audit --no-fund --prefix "$TOOLS/azurite" "azurite@$AZURITE_VERSION" >/dev/null
+      touch "$TOOLS/azurite/.v$AZURITE_VERSION"
+    fi
+    ln -sf "$TOOLS/azurite/node_modules/.bin/azurite-blob" "$TOOLS/bin/azurite-blob" ;;
+  barman)
+    if ! [ -x /usr/bin/barman-cloud-check-wal-archive ] || ! /usr/bin/python3 -c 'import boto3, azure.storage.blob' 2>/dev/null; then
+      log "installing barman-cli-cloud (apt)"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq >/dev/null
+      apt-get install -y -qq --no-install-recommends barman-cli-cloud python3-boto3 python3-azure >/dev/null
+    fi ;;
+  *) echo "install-deps: unknown tool $t" >&2; exit 2 ;;
+  esac
+done
+log "tools ready in $TOOLS/bin"

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Starts (or stops) the real servers the integration tests and `make demo` use, on loopback:
+#   MinIO (HTTP :19000, TLS :19443 with a generated CA), versitygw (:17070), and restricted MinIO
+#   users made with mc. Writes $RUN/servers.env for the tests (CNPG_PREFLIGHT_SERVERS points to it).
+# Usage: scripts/servers.sh start|stop|env
+set -euo pipefail
+
+TOOLS=${CNPG_PREFLIGHT_TOOLS:-$HOME/.cache/cnpg-preflight/tools}
+RUN=${CNPG_PREFLIGHT_RUN:-/tmp/cnpg-preflight-servers}
+BIN=$TOOLS/bin
+MINIO_PORT=19000 MINIO_TLS_PORT=19443 VGW_PORT=17070
+ROOT_USER=preflight-root ROOT_PASS=preflight-root-secret-0001
+VGW_USER=vgw-access VGW_PASS=vgw-secret-key-0001
+
+log() { echo "servers: $*" >&2; }
+
+wait_http() { # url [curl args]
+  local url=$1; shift
+  for _ in $(seq 1 150); do
+    if curl -fsS -o /dev/null "$@" "$url" 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  log "not ready after 30 s: $url"; return 1
+}
+
+start_bg() { # name cmd...
+  local name=$1; shift
+  nohup "$@" >"$RUN/$name.log" 2>&1 &
+  echo $! >"$RUN/$name.pid"
+}
+
+certs() {
+  local d=$RUN/tls
+  [ -f "$d/ca.crt" ] && return
+  mkdir -p "$d/minio"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=cnpg-preflight test CA" \
+    -keyout "$d/ca.key" -out "$d/ca.crt" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=keyCertSign,cRLSign" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$d/minio/private.key" -out "$d/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 30 \
+    -extfile "$d/ext.cnf" -out "$d/minio/public.crt" 2>/dev/null
+}
+
+mcx() { MC_CONFIG_DIR="$RUN/mc" "$BIN/mc" --quiet "$@"; }
+
+policy() { # name json
+  echo "$2" >"$RUN/policy-$1.json"
+  mcx admin policy create local "$1" "$RUN/policy-$1.json" >/dev/null
+}
+
+user() { # name secret policy
+  mcx admin user add local "$1" "$2" >/dev/null
+  mcx admin policy attach local "$3" --user "$1" >/dev/null 2>&1 || true
+}
+
+start() {
+  if [ -f "$RUN/servers.env" ] && curl -fsS -o /dev/null "http://127.0.0.1:$MINIO_PORT/minio/health/live" 2>/dev/null; then
+    log "already running ($RUN/servers.env)"; return
+  fi
+  for b in minio mc versitygw; do [ -x "$BIN/$b" ] || { log "$BIN/$b missing: run scripts/install-deps.sh"; exit 1; }; done
+  mkdir -p "$RUN"
+  certs
+  mkdir -p "$RUN/minio-data" "$RUN/minio-tls-data" "$RUN/vgw-data" "$RUN/vgw-iam"
+  MINIO_ROOT_USER=$ROOT_USER MINIO_ROOT_PASSWORD=$ROOT_PASS MINIO_BROWSER=off \
+    start_bg minio "$BIN/minio" server "$RUN/minio-data" --address "127.0.0.1:$MINIO_PORT" --console-address 127.0.0.1:19001
+  MINIO_ROOT_USER=$ROOT_USER MINIO_ROOT_PASSWORD=$ROOT_PASS MINIO_BROWSER=off \
+    start_bg minio-tls "$BIN/minio" server "$RUN/minio-tls-data" --address "127.0.0.1:$MINIO_TLS_PORT" --console-address 127.0.0.1:19444 --certs-dir "$RUN/tls/minio"
+  start_bg versitygw "$BIN/versitygw" --port "127.0.0.1:$VGW_PORT" --admin-port 127.0.0.1:17080 \
+    --access "$VGW_USER" --secret "$VGW_PASS" --iam-dir "$RUN/vgw-iam" posix "$RUN/vgw-data"
+  wait_http "http://127.0.0.1:$MINIO_PORT/minio/health/live"
+  wait_http "https://127.0.0.1:$MINIO_TLS_PORT/minio/health/live" --cacert "$RUN/tls/ca.crt"
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$VGW_PORT/" && break; sleep 0.2; done
+
+  mcx alias set local "http://127.0.0.1:$MINIO_PORT" "$ROOT_USER" "$ROOT_PASS" >/dev/null
+  policy preflight-readonly '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket","s3:GetBucketLocation"],"Resource":["arn:aws:s3:::*"]}]}'
+  policy preflight-nodelete '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:PutObject","s3:ListBucket","s3:GetBucketLocation","s3:AbortMultipartUpload","s3:ListMultipartUploadParts"],"Resource":["arn:aws:s3:::*"]}]}'
+  policy preflight-prefixonly '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::*"],"Condition":{"StringLike":{"s3:prefix":["scoped/*"]}}},{"Effect":"Allow","Action":["s3:GetObject","s3:PutObject","s3:DeleteObject","s3:AbortMultipartUpload","s3:ListMultipartUploadParts"],"Resource":["arn:aws:s3:::*/scoped/*"]}]}'
+  user ro-user ro-user-secret-0001 preflight-readonly
+  user nodelete-user nodelete-user-secret-0001 preflight-nodelete
+  user prefix-user prefix-user-secret-0001 preflight-prefixonly
+
+  cat >"$RUN/servers.env" <<ENV
+MINIO_ENDPOINT=http://127.0.0.1:$MINIO_PORT
+MINIO_TLS_ENDPOINT=https://127.0.0.1:$MINIO_TLS_PORT
+MINIO_ROOT_USER=$ROOT_USER
+MINIO_ROOT_PASSWORD=$ROOT_PASS
+TLS_CA=$RUN/tls/ca.crt
+VERSITYGW_ENDPOINT=http://127.0.0.1:$VGW_PORT
+VERSITYGW_ACCESS=$VGW_USER
+VERSITYGW_SECRET=$VGW_PASS
+ENV
+  log "ready: $RUN/servers.env"
+}
+
+stop() {
+  for f in "$RUN"/*.pid; do
+    [ -f "$f" ] || continue
+    kill "$(cat "$f")" 2>/dev/null || true
+    rm -f "$f"
+  done
+  rm -f "$RUN/servers.env"
+  log "stopped"
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+env) cat "$RUN/servers.env" ;;
+*) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+esac
