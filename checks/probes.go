@@ -61,11 +61,14 @@ func runEndpoint(ctx context.Context, r *Run) Result {
 
 func runBucket(ctx context.Context, r *Run) Result {
 	if err := r.Store.CheckBucket(ctx); err != nil {
-		fix := ""
+		res := errResult(err, "")
 		if providers.KindOf(err) == providers.KindNotFound && !r.T.ReadOnly() {
-			fix = "create the bucket/container before enabling backups"
+			// barman-cloud creates a missing bucket on first use when the identity may
+			// (CreateBucket); cnpg-preflight never creates one, so nothing else can be probed.
+			res.Status, res.Blocks = report.Warn, true
+			res.Message = fmt.Sprintf("%s: %q does not exist yet; barman-cloud will try to create it on first use, and nothing else could be checked", err.Error(), r.Loc.Bucket)
 		}
-		return errResult(err, fix)
+		return res
 	}
 	return pass("%q is reachable", r.Loc.Bucket)
 }
@@ -132,7 +135,7 @@ func runWrite(ctx context.Context, r *Run) Result {
 		if !uncertain(err) {
 			r.track(r.ProbeKey, false)
 		}
-		return errResult(err, "grant write access (s3:PutObject) under "+r.Loc.Base())
+		return errResult(err, "grant write access under "+r.Loc.Base())
 	}
 	extra := ""
 	if o := putOptions(r); o.Encryption != "" || len(o.Tags) > 0 {
@@ -154,7 +157,7 @@ func runRead(ctx context.Context, r *Run) Result {
 		}
 		got, err := r.Store.Get(ctx, r.ProbeKey)
 		if err != nil {
-			return errResult(err, "grant read access (s3:GetObject) under "+r.Loc.Base()+": restores and WAL fetches need it")
+			return errResult(err, "grant read access under "+r.Loc.Base()+": restores and WAL fetches need it")
 		}
 		if !bytes.Equal(got, r.ProbeData) {
 			return Result{Status: report.Fail, Message: fmt.Sprintf("read back %d bytes that differ from the %d bytes written", len(got), len(r.ProbeData)),
@@ -185,7 +188,7 @@ func runRead(ctx context.Context, r *Run) Result {
 func runDelete(ctx context.Context, r *Run) Result {
 	err := r.Store.Delete(ctx, r.ProbeKey)
 	if err != nil {
-		return errResult(err, "grant delete access (s3:DeleteObject) under "+r.Loc.Base()+": the retention policy and barman-cloud-backup-delete need it")
+		return errResult(err, "grant delete access under "+r.Loc.Base()+": the retention policy and barman-cloud-backup-delete need it")
 	}
 	exists, err := r.Store.Exists(ctx, r.ProbeKey)
 	if err != nil {
@@ -206,12 +209,19 @@ func runMultipart(ctx context.Context, r *Run) Result {
 	rand.Read(first[:64])
 	parts := [][]byte{first, []byte("cnpg-preflight multipart probe, safe to delete\n")}
 	size := len(first) + len(parts[1])
-	r.track(key, true)
-	if err := r.Store.Multipart(ctx, key, parts, putOptions(r)); err != nil {
+	// Without delete rights a completed upload would be left behind: upload the parts, then abort.
+	complete := r.status(Delete) == report.Pass
+	if complete {
+		r.track(key, true)
+	}
+	if err := r.Store.Multipart(ctx, key, parts, putOptions(r), complete); err != nil {
 		if !uncertain(err) {
 			r.track(key, false)
 		}
-		return errResult(err, "grant multipart upload rights (s3:PutObject, s3:AbortMultipartUpload, s3:ListMultipartUploadParts): base backups above 100 MiB and large WAL uploads use them")
+		return errResult(err, "allow multipart uploads under "+r.Loc.Base()+": base backups above 100 MiB use them")
+	}
+	if !complete {
+		return pass("uploaded %d parts (%.1f MiB) and aborted the upload without completing it (delete did not pass, so a completed object could not be removed)", len(parts), float64(size)/(1<<20))
 	}
 	if err := r.Store.Delete(ctx, key); err != nil {
 		return errResult(err, "")

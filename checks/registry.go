@@ -44,6 +44,9 @@ type Result struct {
 	Status      report.Status
 	Message     string
 	Remediation string
+	// Blocks makes the checks that require this one skip even though it only warned (a bucket
+	// that does not exist yet: nothing can be probed in it).
+	Blocks bool
 }
 
 func pass(format string, a ...any) Result {
@@ -64,7 +67,7 @@ var Registry = []Check{
 	{ID: Write, Requires: []string{Bucket}, Writes: true, Run: runWrite},
 	{ID: Read, Requires: []string{Bucket}, After: []string{Write, List}, Run: runRead},
 	{ID: Delete, Requires: []string{Write}, After: []string{Read}, Writes: true, Run: runDelete},
-	{ID: Multipart, Requires: []string{Bucket}, Writes: true, Run: runMultipart},
+	{ID: Multipart, Requires: []string{Bucket}, After: []string{Delete}, Writes: true, Run: runMultipart},
 	{ID: WALArchive, Requires: []string{Bucket}, Run: runWALArchive},
 }
 
@@ -94,6 +97,7 @@ type Run struct {
 
 	mu      sync.Mutex
 	results map[string]*report.Check
+	blocked map[string]string // check ID -> why its dependents skip
 	pending map[string]bool // probe keys that may exist in the store
 	crossFs []providers.Finding
 }
@@ -159,7 +163,7 @@ func Execute(ctx context.Context, ts []*targets.Target, o Options) *report.Matri
 }
 
 func newRun(t *targets.Target, o Options) *Run {
-	r := &Run{T: t, Opts: o, results: map[string]*report.Check{}, pending: map[string]bool{}}
+	r := &Run{T: t, Opts: o, results: map[string]*report.Check{}, pending: map[string]bool{}, blocked: map[string]string{}}
 	if t.Conf != nil {
 		r.PT = t.ProviderTarget()
 		r.Driver = providers.Get(t.Provider())
@@ -230,6 +234,9 @@ func (r *Run) execute(parent context.Context) *report.Target {
 			rc := &report.Check{ID: c.ID, Status: res.Status, Message: res.Message, Remediation: res.Remediation, DurationMs: time.Since(start).Milliseconds()}
 			r.mu.Lock()
 			r.results[c.ID] = rc
+			if res.Blocks {
+				r.blocked[c.ID] = res.Message
+			}
 			r.mu.Unlock()
 		}()
 	}
@@ -254,6 +261,12 @@ func (r *Run) decide(ctx context.Context, c Check) Result {
 	for _, d := range c.Requires {
 		if st := r.status(d); st != report.Pass && st != report.Warn {
 			return skip("skipped: %s did not pass", d)
+		}
+		r.mu.Lock()
+		why := r.blocked[d]
+		r.mu.Unlock()
+		if why != "" {
+			return skip("skipped: %s", why)
 		}
 	}
 	if c.Writes {
@@ -300,11 +313,15 @@ func (r *Run) cleanup() []string {
 	for _, k := range keys {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := r.Store.Delete(ctx, k)
-		cancel()
 		if err != nil && providers.KindOf(err) != providers.KindNotFound {
-			left = append(left, k)
-			continue
+			// The write may never have landed: only name keys that are there (or unknown).
+			if exists, xerr := r.Store.Exists(ctx, k); xerr != nil || exists {
+				left = append(left, k)
+				cancel()
+				continue
+			}
 		}
+		cancel()
 		r.track(k, false)
 	}
 	return left

@@ -140,8 +140,9 @@ type Store interface {
 	// Exists reports whether key exists (after a delete, it must not).
 	Exists(ctx context.Context, key string) (bool, error)
 	// Multipart uploads parts as one object, the way base backups are uploaded; on failure it
-	// aborts the upload so nothing is left behind.
-	Multipart(ctx context.Context, key string, parts [][]byte, opts PutOptions) error
+	// aborts the upload so nothing is left behind. With complete false the parts are uploaded
+	// and the upload is then aborted (used when the object could not be deleted afterwards).
+	Multipart(ctx context.Context, key string, parts [][]byte, opts PutOptions, complete bool) error
 	// MinPartSize is the smallest size a non-final part may have.
 	MinPartSize() int
 }

@@ -225,14 +225,8 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		}
 		endpoint = &url.URL{Scheme: "https", Host: host}
 	}
-	return &Store{c: client, loc: loc, red: red, endpoint: endpoint, region: region, enc: encryption(t)}, identity, fs
-}
-
-func encryption(t *providers.Target) string {
-	if e := walEnc(t.Conf); e != "" {
-		return e
-	}
-	return dataEnc(t.Conf)
+	checksums := opts.RequestChecksumCalculation == aws.RequestChecksumCalculationWhenSupported
+	return &Store{c: client, loc: loc, red: red, endpoint: endpoint, region: region, checksums: checksums}, identity, fs
 }
 
 func maskID(id string) string {
@@ -256,7 +250,9 @@ type Store struct {
 	red      *providers.Redactor
 	endpoint *url.URL
 	region   string
-	enc      string
+	// checksums: boto3 ≥ 1.36 default (when_supported): multipart uploads declare CRC32 and
+	// send per-part checksums, as s3transfer does.
+	checksums bool
 }
 
 // Endpoint is the URL the client talks to.
@@ -388,8 +384,11 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 }
 
 // Multipart uploads parts as one multipart upload and aborts it on any failure.
-func (s *Store) Multipart(ctx context.Context, key string, parts [][]byte, o providers.PutOptions) error {
+func (s *Store) Multipart(ctx context.Context, key string, parts [][]byte, o providers.PutOptions, complete bool) error {
 	in := &s3.CreateMultipartUploadInput{Bucket: &s.loc.Bucket, Key: &key}
+	if s.checksums {
+		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
+	}
 	if o.Encryption != "" {
 		in.ServerSideEncryption = types.ServerSideEncryption(o.Encryption)
 	}
@@ -405,7 +404,11 @@ func (s *Store) Multipart(ctx context.Context, key string, parts [][]byte, o pro
 		defer cancel()
 		if _, aerr := s.c.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.loc.Bucket, Key: &key, UploadId: up.UploadId}); aerr != nil {
 			e := s.classify("AbortMultipartUpload", aerr)
-			return fmt.Errorf("%w; and the upload could not be aborted: %s (upload id %s is left incomplete)", cause, e.Msg, aws.ToString(up.UploadId))
+			if cause == nil {
+				return e
+			}
+			e.Msg = fmt.Sprintf("%s; and the upload could not be aborted: %s (upload id %s is left incomplete)", cause.Error(), e.Msg, aws.ToString(up.UploadId))
+			return e
 		}
 		return cause
 	}
@@ -416,13 +419,48 @@ func (s *Store) Multipart(ctx context.Context, key string, parts [][]byte, o pro
 		if err != nil {
 			return abort(s.classify("UploadPart", err))
 		}
-		done = append(done, types.CompletedPart{ETag: res.ETag, PartNumber: &num, ChecksumCRC32: res.ChecksumCRC32, ChecksumCRC32C: res.ChecksumCRC32C, ChecksumCRC64NVME: res.ChecksumCRC64NVME, ChecksumSHA1: res.ChecksumSHA1, ChecksumSHA256: res.ChecksumSHA256})
+		cp := types.CompletedPart{ETag: res.ETag, PartNumber: &num}
+		if s.checksums {
+			cp.ChecksumCRC32 = res.ChecksumCRC32
+		}
+		done = append(done, cp)
+	}
+	if !complete {
+		return abort(nil)
 	}
 	_, err = s.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &s.loc.Bucket, Key: &key, UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
 	if err != nil {
 		return abort(s.classify("CompleteMultipartUpload", err))
 	}
 	return nil
+}
+
+// fixFor names the S3 permission or setting an operation needs.
+func (s *Store) fixFor(op string, k providers.Kind) string {
+	objects := fmt.Sprintf("arn:aws:s3:::%s/%s*", s.loc.Bucket, s.loc.Base())
+	switch k {
+	case providers.KindNotFound:
+		if op == "HeadBucket" {
+			return fmt.Sprintf("create the bucket %q before enabling backups, or grant s3:CreateBucket so barman-cloud can create it on first use", s.loc.Bucket)
+		}
+	case providers.KindAuth:
+		return "check the access key id and secret in the referenced Secret (and the session token, if any): the store rejected the signature or key"
+	case providers.KindUnsupported:
+		return "the store refuses a header barman-cloud sends for this configuration: remove wal/data encryption or tags, or, for checksum errors, set AWS_REQUEST_CHECKSUM_CALCULATION=when_required and AWS_RESPONSE_CHECKSUM_VALIDATION=when_required in the backup client's environment"
+	case providers.KindThrottled:
+		return "the store is throttling (503 SlowDown): retry later or raise its request limits"
+	case providers.KindDenied:
+		action := map[string]string{
+			"ListObjectsV2": "s3:ListBucket on arn:aws:s3:::" + s.loc.Bucket, "PutObject": "s3:PutObject on " + objects,
+			"GetObject": "s3:GetObject on " + objects, "HeadObject": "s3:GetObject on " + objects, "DeleteObject": "s3:DeleteObject on " + objects,
+			"CreateMultipartUpload": "s3:PutObject on " + objects, "UploadPart": "s3:PutObject on " + objects,
+			"CompleteMultipartUpload": "s3:PutObject on " + objects, "AbortMultipartUpload": "s3:AbortMultipartUpload on " + objects,
+		}[op]
+		if action != "" {
+			return "grant " + action
+		}
+	}
+	return ""
 }
 
 func (s *Store) classifyOrNil(op string, err error) error {
@@ -479,6 +517,9 @@ func (s *Store) classify(op string, err error) *providers.Error {
 				text += fmt.Sprintf("; the bucket is in %s, requests are signed for %s", r, s.region)
 				e.Fix = fmt.Sprintf("set s3Credentials.region to a Secret key holding %q", r)
 			}
+		}
+		if e.Fix == "" {
+			e.Fix = s.fixFor(op, e.Kind)
 		}
 		e.Msg = s.red.Redact(op + ": " + text)
 		e.Fix = s.red.Redact(e.Fix)
