@@ -108,9 +108,13 @@ func fromFindings(fs []providers.Finding, passMsg string) Result {
 			}
 		}
 	}
+	soft := true
+	for _, f := range fs {
+		soft = soft && (f.Severity != providers.Fail || f.Soft)
+	}
 	switch {
 	case len(fails) > 0:
-		return Result{Status: report.Fail, Message: strings.Join(append(fails, warns...), "; "), Remediation: strings.Join(fixes, "; ")}
+		return Result{Status: report.Fail, Message: strings.Join(append(fails, warns...), "; "), Remediation: strings.Join(fixes, "; "), Proceed: soft}
 	case len(warns) > 0:
 		msg := strings.Join(warns, "; ")
 		if passMsg != "" {

@@ -44,6 +44,8 @@ type Result struct {
 	Status      report.Status
 	Message     string
 	Remediation string
+	// Proceed lets the checks that require this one run although it failed.
+	Proceed bool
 	// Blocks makes the checks that require this one skip even though it only warned (a bucket
 	// that does not exist yet: nothing can be probed in it).
 	Blocks bool
@@ -98,7 +100,8 @@ type Run struct {
 	mu      sync.Mutex
 	results map[string]*report.Check
 	blocked map[string]string // check ID -> why its dependents skip
-	pending map[string]bool // probe keys that may exist in the store
+	proceed map[string]bool   // check IDs that failed but let dependents run
+	pending map[string]bool   // probe keys that may exist in the store
 	crossFs []providers.Finding
 }
 
@@ -163,7 +166,7 @@ func Execute(ctx context.Context, ts []*targets.Target, o Options) *report.Matri
 }
 
 func newRun(t *targets.Target, o Options) *Run {
-	r := &Run{T: t, Opts: o, results: map[string]*report.Check{}, pending: map[string]bool{}, blocked: map[string]string{}}
+	r := &Run{T: t, Opts: o, results: map[string]*report.Check{}, pending: map[string]bool{}, blocked: map[string]string{}, proceed: map[string]bool{}}
 	if t.Conf != nil {
 		r.PT = t.ProviderTarget()
 		r.Driver = providers.Get(t.Provider())
@@ -188,8 +191,11 @@ func crossTargetFindings(runs []*Run) {
 			if sameLocation(b.Loc, s.Loc, b.T.Conf.EndpointURL, s.T.Conf.EndpointURL) {
 				f := providers.Failf(s.T.Field, "give the new Cluster its own serverName or destinationPath; it must not archive into the archive it restores from",
 					"this %s is the Cluster's own backup destination (same endpoint, bucket, path and serverName %q): the new Cluster would archive WALs into its source", s.T.Role, s.Loc.ServerName)
+				f.Soft = true
 				s.crossFs = append(s.crossFs, f)
-				b.crossFs = append(b.crossFs, providers.Failf(b.T.Field, f.Fix, "the backup destination is also %s %q of this Cluster (same bucket, path and serverName)", s.T.Role, s.T.Source))
+				g := providers.Failf(b.T.Field, f.Fix, "the backup destination is also %s %q of this Cluster (same bucket, path and serverName)", s.T.Role, s.T.Source)
+				g.Soft = true
+				b.crossFs = append(b.crossFs, g)
 			}
 		}
 	}
@@ -237,6 +243,9 @@ func (r *Run) execute(parent context.Context) *report.Target {
 			if res.Blocks {
 				r.blocked[c.ID] = res.Message
 			}
+			if res.Proceed {
+				r.proceed[c.ID] = true
+			}
 			r.mu.Unlock()
 		}()
 	}
@@ -259,12 +268,12 @@ func (r *Run) execute(parent context.Context) *report.Target {
 // decide runs c unless a prerequisite failed, the target is read-only for it, or the run ended.
 func (r *Run) decide(ctx context.Context, c Check) Result {
 	for _, d := range c.Requires {
-		if st := r.status(d); st != report.Pass && st != report.Warn {
+		r.mu.Lock()
+		why, proceed := r.blocked[d], r.proceed[d]
+		r.mu.Unlock()
+		if st := r.status(d); st != report.Pass && st != report.Warn && !proceed {
 			return skip("skipped: %s did not pass", d)
 		}
-		r.mu.Lock()
-		why := r.blocked[d]
-		r.mu.Unlock()
 		if why != "" {
 			return skip("skipped: %s", why)
 		}

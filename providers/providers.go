@@ -28,6 +28,9 @@ type Finding struct {
 	Field    string // field path, e.g. spec.backup.barmanObjectStore.endpointURL
 	Msg      string
 	Fix      string
+	// Soft: the configuration is wrong, but can still be probed as written (the checks that
+	// depend on config run anyway).
+	Soft bool
 }
 
 func (f Finding) String() string {

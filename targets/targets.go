@@ -116,7 +116,9 @@ func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretL
 		t.Findings = append(t.Findings, providers.Warnf("spec.backup.barmanObjectStore", "move the configuration to an ObjectStore and wire it with spec.plugins (barman-cloud.cloudnative-pg.io)",
 			"in-tree barmanObjectStore is deprecated in favour of the Barman Cloud plugin (removed in CNPG 1.31.0)"))
 		if rp := b.RetentionPolicy; rp != "" && !retentionRE.MatchString(rp) {
-			t.Findings = append(t.Findings, providers.Failf("spec.backup.retentionPolicy", "use a number followed by d (days), w (weeks) or m (months), e.g. 30d", "%q is not a valid retention policy", rp))
+			f := providers.Failf("spec.backup.retentionPolicy", "use a number followed by d (days), w (weeks) or m (months), e.g. 30d", "%q is not a valid retention policy", rp)
+			f.Soft = true
+			t.Findings = append(t.Findings, f)
 		}
 	}
 	recoverySource, replicaSource := "", ""

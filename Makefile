@@ -1,0 +1,40 @@
+# cnpg-preflight — see README.md. Two commands set everything up on a fresh machine:
+#   make demo   starts local servers and runs the tool on example manifests
+#   make test   all tests, installing and starting what they need
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/cnpg-preflight
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/cnpg-preflight/cnpg-preflight/cli.Version=$(VERSION)
+export CNPG_PREFLIGHT_RUN ?= /tmp/cnpg-preflight-servers
+SERVERS_ENV := $(CNPG_PREFLIGHT_RUN)/servers.env
+
+.PHONY: build deps servers servers-stop test unit demo fuzz bench clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cnpg-preflight
+
+deps:
+	scripts/install-deps.sh
+
+servers: deps
+	scripts/servers.sh start
+
+servers-stop:
+	scripts/servers.sh stop
+
+# All tests: unit tests plus the integration suites against the real servers (required here).
+test: servers
+	CNPG_PREFLIGHT_INTEGRATION=1 CNPG_PREFLIGHT_SERVERS=$(SERVERS_ENV) $(GO) test -count=1 -timeout 25m ./...
+
+# Unit tests only (no servers).
+unit:
+	$(GO) test -count=1 ./...
+
+demo: build
+	scripts/install-deps.sh minio mc
+	scripts/servers.sh start
+	scripts/demo.sh $(BIN)
+
+clean:
+	rm -rf bin
