@@ -176,7 +176,7 @@ func (s *Set) Add(file string, data []byte, defaultNamespace string) error {
 			return nil
 		}
 		if err != nil {
-			return syntaxError(file, err)
+			return syntaxError(file, data, err)
 		}
 		if len(n.Content) == 0 || (n.Content[0].Kind == yaml.ScalarNode && n.Content[0].Tag == "!!null") {
 			continue // empty document
@@ -193,13 +193,31 @@ func isText(data []byte) bool {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func syntaxError(file string, err error) error {
+func syntaxError(file string, data []byte, err error) error {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		if strings.Contains(m[2], "tab character") {
+			line = firstTabIndentLine(data, line)
+		}
 		return &InputError{File: file, Line: line, Msg: "syntax error: " + m[2]}
 	}
 	return &InputError{File: file, Msg: "syntax error: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// firstTabIndentLine returns the first line from `from` on whose indentation holds a tab
+// (yaml.v3 reports the line before it).
+func firstTabIndentLine(data []byte, from int) int {
+	for i, l := range strings.Split(string(data), "\n") {
+		if i+1 < from {
+			continue
+		}
+		indent := l[:len(l)-len(strings.TrimLeft(l, " \t"))]
+		if strings.Contains(indent, "\t") {
+			return i + 1
+		}
+	}
+	return from
 }
 
 type header struct {
@@ -344,7 +362,9 @@ func lineOf(n *yaml.Node, keys ...string) int {
 // decodeLenient decodes the known fields of n into v, turning type errors into InputErrors.
 func decodeLenient(n *yaml.Node, v any, file, pathPrefix string) error {
 	c := cloneNode(n)
-	prune(c, reflect.TypeOf(v), "", false, nil)
+	if tm := prune(c, reflect.TypeOf(v), "", false, nil); tm != nil {
+		return tm.inputError(file, pathPrefix)
+	}
 	if err := c.Decode(v); err != nil {
 		return typeError(file, n, err, pathPrefix)
 	}
@@ -356,12 +376,20 @@ func decodeLenient(n *yaml.Node, v any, file, pathPrefix string) error {
 func decodeStrictBlocks(n *yaml.Node, v any, file, pathPrefix string) ([]Issue, error) {
 	c := cloneNode(n)
 	var issues []Issue
-	prune(c, reflect.TypeOf(v), "", false, &issues)
+	if tm := prune(c, reflect.TypeOf(v), "", false, &issues); tm != nil {
+		return nil, tm.inputError(file, pathPrefix)
+	}
 	if err := c.Decode(v); err != nil {
 		return nil, typeError(file, n, err, pathPrefix)
 	}
 	return issues, nil
 }
+
+func (tm *typeMismatch) inputError(file, pathPrefix string) error {
+	return &InputError{File: file, Line: tm.line, Field: pathPrefix + tm.path, Msg: fmt.Sprintf("wrong type: expected %s, got %s", tm.want, tm.got)}
+}
+
+var lineMsgRE = regexp.MustCompile(`^line (\d+): (.*)$`)
 
 var typeErrRE = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+) `(.*)` into (.*)$")
 
@@ -381,6 +409,10 @@ func typeError(file string, root *yaml.Node, err error, pathPrefix string) error
 				got = "object"
 			}
 			return &InputError{File: file, Line: line, Field: pathPrefix + pathAtLine(root, line), Msg: fmt.Sprintf("wrong type: expected %s, got %s %q", goTypeName(m[4]), got, m[3])}
+		}
+		if m := lineMsgRE.FindStringSubmatch(msg); m != nil { // e.g. a duplicate mapping key
+			line, _ := strconv.Atoi(m[1])
+			return &InputError{File: file, Line: line, Msg: "syntax error: " + m[2]}
 		}
 		return &InputError{File: file, Line: root.Line, Msg: msg}
 	}
@@ -476,22 +508,51 @@ func cloneNode(n *yaml.Node) *yaml.Node {
 	return cp(n)
 }
 
-var strictType = reflect.TypeOf(BarmanObjectStore{})
+var (
+	strictType = reflect.TypeOf(BarmanObjectStore{})
+	nodeType   = reflect.TypeOf(yaml.Node{})
+)
 
-// prune removes from n every mapping key that the Go type t does not declare, so decoding
+// walker removes from a node tree every mapping key that the Go type does not declare, so decoding
 // matches field names exactly (case-sensitive, as Kubernetes does). In strict subtrees
-// (object-store blocks) each removed key is recorded as an Issue.
-func prune(n *yaml.Node, t reflect.Type, path string, strict bool, issues *[]Issue) {
+// (object-store blocks) each removed key is recorded as an Issue. It also rejects quoted scalars for
+// boolean and integer fields, which the API server rejects and yaml.v3 would accept.
+type walker struct {
+	issues  *[]Issue
+	typeErr *typeMismatch
+}
+
+type typeMismatch struct {
+	path, want, got string
+	line            int
+}
+
+func prune(n *yaml.Node, t reflect.Type, path string, strict bool, issues *[]Issue) *typeMismatch {
+	w := &walker{issues: issues}
+	w.walk(n, t, path, strict)
+	return w.typeErr
+}
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, strict bool) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t == strictType {
 		strict = true
 	}
-	if n.Kind == yaml.AliasNode {
-		return // aliases are decoded as written; their targets were pruned where they stand
+	if n.Kind == yaml.AliasNode || t == nodeType {
+		return // aliases are decoded as written; raw nodes are decoded later
 	}
 	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int32, reflect.Int64:
+		quoted := n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 || (n.Style&yaml.TaggedStyle != 0 && n.Tag == "!!str")
+		if n.Kind == yaml.ScalarNode && quoted && w.typeErr == nil {
+			want := "a boolean (true or false)"
+			if t.Kind() != reflect.Bool {
+				want = "an integer"
+			}
+			w.typeErr = &typeMismatch{path: path, want: want, got: fmt.Sprintf("string %q", n.Value), line: n.Line}
+		}
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			return
@@ -506,25 +567,25 @@ func prune(n *yaml.Node, t reflect.Type, path string, strict bool, issues *[]Iss
 			}
 			ft, ok := fields[k.Value]
 			if !ok {
-				if strict && issues != nil {
-					*issues = append(*issues, Issue{Path: joinPath(path, k.Value), Line: k.Line, Msg: unknownFieldMsg(k.Value, fields)})
+				if strict && w.issues != nil {
+					*w.issues = append(*w.issues, Issue{Path: joinPath(path, k.Value), Line: k.Line, Msg: unknownFieldMsg(k.Value, fields)})
 				}
 				continue
 			}
-			prune(v, ft, joinPath(path, k.Value), strict, issues)
+			w.walk(v, ft, joinPath(path, k.Value), strict)
 			kept = append(kept, k, v)
 		}
 		n.Content = kept
 	case reflect.Slice:
 		if n.Kind == yaml.SequenceNode {
 			for i, c := range n.Content {
-				prune(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), strict, issues)
+				w.walk(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), strict)
 			}
 		}
 	case reflect.Map:
 		if n.Kind == yaml.MappingNode {
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				prune(n.Content[i+1], t.Elem(), joinPath(path, n.Content[i].Value), strict, issues)
+				w.walk(n.Content[i+1], t.Elem(), joinPath(path, n.Content[i].Value), strict)
 			}
 		}
 	}

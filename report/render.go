@@ -70,7 +70,8 @@ func Table(w io.Writer, m *Matrix, o Options) error {
 	}
 	b.WriteString("\n")
 	for _, t := range m.Targets {
-		b.WriteString(pad(rowLabel(t), labelW) + "  " + pad(dest(t), destW))
+		var row strings.Builder
+		row.WriteString(pad(rowLabel(t), labelW) + "  " + pad(dest(t), destW))
 		for _, id := range cols {
 			cell := " "
 			if c := t.Check(id); c != nil {
@@ -79,9 +80,9 @@ func Table(w io.Writer, m *Matrix, o Options) error {
 					cell = colors[c.Status] + cell + reset
 				}
 			}
-			b.WriteString("  " + cell + strings.Repeat(" ", max(0, len(id)-1)))
+			row.WriteString("  " + cell + strings.Repeat(" ", max(0, len(id)-1)))
 		}
-		b.WriteString("\n")
+		b.WriteString(strings.TrimRight(row.String(), " ") + "\n")
 	}
 	details := false
 	for _, t := range m.Targets {

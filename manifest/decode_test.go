@@ -1,0 +1,178 @@
+package manifest
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func load(t *testing.T, doc string) (*Set, error) {
+	t.Helper()
+	s := NewSet()
+	return s, s.Add("m.yaml", []byte(doc), "default")
+}
+
+const cluster = `apiVersion: postgresql.cnpg.io/v1
+kind: Cluster
+metadata:
+  name: pg
+  annotations:
+    cnpg.io/skipEmptyWalArchiveCheck: enabled
+spec:
+  instances: 3
+  storage: {size: 1Gi}
+  backup:
+    retentionPolicy: 30d
+    barmanObjectStore:
+      destinationPath: s3://b/p
+      endpointUrl: http://x
+      s3Credentials:
+        inheritFromIAMRole: yes
+        region: {name: s, key: r}
+      wal:
+        compression: gzip
+        maxParallel: 4
+        colour: blue
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: s, namespace: other}
+data:
+  r: ZXUtd2VzdC0x
+stringData:
+  plain: text
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ignored}
+`
+
+func TestDecodeClusterAndSecret(t *testing.T) {
+	s, err := load(t, cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Clusters) != 1 {
+		t.Fatalf("clusters: %d", len(s.Clusters))
+	}
+	c := s.Clusters[0]
+	if c.Meta.Namespace != "default" || c.Meta.Name != "pg" || c.Origin.Line != 1 {
+		t.Errorf("meta %+v origin %+v", c.Meta, c.Origin)
+	}
+	b := c.Spec.Backup.BarmanObjectStore
+	if !b.S3Credentials.InheritFromIAMRole || b.Wal.MaxParallel != 4 || b.EndpointURL != "" {
+		t.Errorf("decoded %+v %+v endpoint %q", b.S3Credentials, b.Wal, b.EndpointURL)
+	}
+	want := []Issue{
+		{Path: "spec.backup.barmanObjectStore.endpointUrl", Line: 14},
+		{Path: "spec.backup.barmanObjectStore.wal.colour", Line: 21},
+	}
+	if len(c.Issues) != len(want) {
+		t.Fatalf("issues: %+v", c.Issues)
+	}
+	for i, w := range want {
+		if c.Issues[i].Path != w.Path || c.Issues[i].Line != w.Line {
+			t.Errorf("issue %d: %+v, want %+v", i, c.Issues[i], w)
+		}
+	}
+	if !strings.Contains(c.Issues[0].Msg, `did you mean "endpointURL"`) {
+		t.Errorf("no suggestion: %s", c.Issues[0].Msg)
+	}
+	sec := s.Secret("other", "s")
+	if sec == nil || string(sec.Data["r"]) != "eu-west-1" || string(sec.Data["plain"]) != "text" {
+		t.Errorf("secret %+v", sec)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	cases := []struct{ name, doc, want string }{
+		{"syntax", "kind: Cluster\n  bad: [", "m.yaml:2: syntax error: "},
+		{"tab", "apiVersion: v1\nkind: Secret\n\tmetadata: {}\n", "m.yaml:3: syntax error: found a tab character that violates indentation"},
+		{"wrong bool", "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: a}\nspec:\n  backup:\n    barmanObjectStore:\n      s3Credentials:\n        inheritFromIAMRole: \"yes\"\n",
+			`m.yaml:8: spec.backup.barmanObjectStore.s3Credentials.inheritFromIAMRole: wrong type: expected a boolean (true or false), got string "yes"`},
+		{"wrong int", "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: a}\nspec:\n  backup:\n    barmanObjectStore:\n      wal: {maxParallel: x}\n",
+			`m.yaml:7: spec.backup.barmanObjectStore.wal.maxParallel: wrong type: expected an integer, got string "x"`},
+		{"bad base64", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata:\n  k: '%%%'\n", "m.yaml:5: data.k: value is not valid base64"},
+		{"duplicate key", "apiVersion: v1\nkind: Secret\nkind: Secret\n", `m.yaml:3: syntax error: mapping key "kind" already defined at line 2`},
+		{"not an object", "- a\n- b\n", "m.yaml:1: document is not an object"},
+		{"no kind", "foo: bar\n", "m.yaml:1: kind: missing apiVersion and kind"},
+		{"wrong version", "apiVersion: postgresql.cnpg.io/v2\nkind: Cluster\nmetadata: {name: a}\n", `m.yaml:1: apiVersion: Cluster has apiVersion "postgresql.cnpg.io/v2"`},
+		{"no name", "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nspec: {}\n", "m.yaml:1: metadata.name: Cluster has no name"},
+		{"non utf8", "apiVersion: v1\nkind: Secret\nmetadata: {name: \xff}\n", "m.yaml: not a text file"},
+		{"list item", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s}\n  data: {k: '!!'}\n", "m.yaml:7: items[0].data.k: value is not valid base64"},
+		{"billion laughs", "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\nkind: Secret\napiVersion: v1\nmetadata: {name: x}\nstringData: {k: v}\n", "m.yaml"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := load(t, c.doc)
+			var ie *InputError
+			if !errors.As(err, &ie) {
+				if c.name == "billion laughs" && err == nil {
+					return // aliases inside unknown fields are never expanded
+				}
+				t.Fatalf("got %v, want an InputError", err)
+			}
+			if !strings.HasPrefix(err.Error(), c.want) {
+				t.Errorf("got  %q\nwant prefix %q", err.Error(), c.want)
+			}
+		})
+	}
+}
+
+func TestDuplicateCluster(t *testing.T) {
+	doc := "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: a}\n---\napiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: a}\n"
+	_, err := load(t, doc)
+	if err == nil || !strings.Contains(err.Error(), "m.yaml:5: metadata.name: Cluster default/a is defined twice (first in m.yaml:1)") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestLoadPaths(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(cluster), 0o644)
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("ignored"), 0o644)
+	set, err := Load([]string{dir}, nil, "ns")
+	if err != nil || len(set.Clusters) != 1 || set.Clusters[0].Meta.Namespace != "ns" {
+		t.Fatalf("load dir: %v %+v", err, set)
+	}
+	empty := t.TempDir()
+	if _, err := Load([]string{empty}, nil, "ns"); err == nil || !strings.Contains(err.Error(), "directory holds no *.yaml") {
+		t.Errorf("empty dir: %v", err)
+	}
+	if _, err := Load([]string{filepath.Join(dir, "missing.yaml")}, nil, "ns"); err == nil || !strings.HasSuffix(err.Error(), "missing.yaml: no such file or directory") {
+		t.Errorf("missing file: %v", err)
+	}
+	set, err = Load([]string{"-"}, strings.NewReader(`{"apiVersion":"postgresql.cnpg.io/v1","kind":"Cluster","metadata":{"name":"j"},"spec":{"backup":{"barmanObjectStore":{"destinationPath":"s3://b"}}}}`), "ns")
+	if err != nil || len(set.Clusters) != 1 || set.Clusters[0].Spec.Backup.BarmanObjectStore.DestinationPath != "s3://b" {
+		t.Fatalf("json from stdin: %v", err)
+	}
+}
+
+func TestObjectStore(t *testing.T) {
+	doc := `apiVersion: barmancloud.cnpg.io/v1
+kind: ObjectStore
+metadata: {name: store, namespace: db}
+spec:
+  retentionPolicy: 7d
+  configuration:
+    destinationPath: s3://b/p
+    serverName: nope
+    endpointUrl: http://x
+  instanceSidecarConfiguration:
+    env:
+    - {name: AWS_REQUEST_CHECKSUM_CALCULATION, value: when_required}
+`
+	s, err := load(t, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := s.ObjectStore("db", "store")
+	if o == nil || o.Spec.Configuration.ServerName != "nope" || o.Spec.InstanceSidecarConfiguration.Env[0].Value != "when_required" {
+		t.Fatalf("%+v", o)
+	}
+	if len(o.Issues) != 1 || o.Issues[0].Path != "spec.configuration.endpointUrl" || o.Issues[0].Line != 9 {
+		t.Errorf("issues %+v", o.Issues)
+	}
+}

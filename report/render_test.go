@@ -1,0 +1,73 @@
+package report
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func sample() *Matrix {
+	m := &Matrix{SchemaVersion: SchemaVersion, Targets: []*Target{
+		{ID: "db/pg/backup", Cluster: ClusterRef{"db", "pg"}, Role: "backup", Provider: "s3", DestinationPath: "s3://b/p", ServerName: "pg", Endpoint: "http://127.0.0.1:9000",
+			Checks: []Check{
+				{ID: "config", Status: Warn, Message: "in-tree barmanObjectStore is deprecated", Remediation: "use the plugin", DurationMs: 0},
+				{ID: "bucket", Status: Pass, Message: `"b" is reachable`, DurationMs: 3},
+				{ID: "write", Status: Fail, Message: "PutObject: 403 Forbidden (AccessDenied: <denied> | x)", Remediation: "grant s3:PutObject on arn:aws:s3:::b/p/pg/*", DurationMs: 12},
+				{ID: "read", Status: Skip, Message: "skipped: write did not pass"},
+			},
+			Leftovers: []string{"p/pg/cnpg-preflight-probe-1"}},
+		{ID: "db/pg/recovery-source/old", Cluster: ClusterRef{"db", "pg"}, Role: "recovery-source", Provider: "s3", DestinationPath: "s3://b/old", ServerName: "old",
+			Checks: []Check{{ID: "config", Status: Pass, Message: "ok"}, {ID: "bucket", Status: Pass, Message: "ok"}, {ID: "write", Status: Skip, Message: "read-only"}, {ID: "read", Status: Pass, Message: "ok"}}},
+	}}
+	m.Summarize()
+	return m
+}
+
+func TestGolden(t *testing.T) {
+	for _, f := range Formats {
+		for _, color := range []bool{false, true} {
+			if color && f != "table" {
+				continue
+			}
+			name := f
+			if color {
+				name += "-color"
+			}
+			t.Run(name, func(t *testing.T) {
+				var b bytes.Buffer
+				if err := Render(&b, sample(), f, Options{Color: color}); err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join("testdata", name+".golden")
+				if *update {
+					os.WriteFile(path, b.Bytes(), 0o644)
+				}
+				want, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(b.Bytes(), want) {
+					t.Errorf("%s differs from %s (go test ./report -update to accept):\n%s", name, path, b.String())
+				}
+			})
+		}
+	}
+}
+
+func TestSummaryAndFailed(t *testing.T) {
+	m := sample()
+	if s := m.Summary; s.Targets != 2 || s.Pass != 4 || s.Fail != 2 || s.Warn != 1 || s.Skip != 2 {
+		t.Errorf("summary %+v", s)
+	}
+	if !m.Failed() {
+		t.Error("Failed() = false")
+	}
+	m.Targets = m.Targets[1:]
+	if m.Failed() {
+		t.Error("Failed() = true without failures")
+	}
+}
