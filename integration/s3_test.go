@@ -92,6 +92,7 @@ func (e s3env) root(bucket string) s3Cluster {
 const allPass = "config=warn credentials=pass endpoint=pass bucket=pass list=pass write=pass read=pass delete=pass multipart=pass wal-archive=pass"
 
 func TestS3AllPassAgreesWithBarman(t *testing.T) {
+	t.Parallel()
 	e := minioEnv(t)
 	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
 	bucket := testenv.NewBucket(t, mc)
@@ -114,6 +115,7 @@ func TestS3AllPassAgreesWithBarman(t *testing.T) {
 }
 
 func TestS3Versitygw(t *testing.T) {
+	t.Parallel()
 	srv := testenv.Load(t)
 	host := strings.TrimPrefix(srv.Get("VERSITYGW_ENDPOINT"), "http://")
 	mc := testenv.MinIO(t, host, srv.Get("VERSITYGW_ACCESS"), srv.Get("VERSITYGW_SECRET"))
@@ -133,6 +135,7 @@ func TestS3Versitygw(t *testing.T) {
 }
 
 func TestS3WrongSecretAgreesWithBarman(t *testing.T) {
+	t.Parallel()
 	e := minioEnv(t)
 	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
 	bucket := testenv.NewBucket(t, mc)
@@ -156,6 +159,7 @@ func TestS3WrongSecretAgreesWithBarman(t *testing.T) {
 // A missing bucket is a warning that blocks every other probe: barman-cloud (both the check and
 // the wal-archive command) creates it on first use when the identity may; we never create one.
 func TestS3MissingBucketAgreesWithBarman(t *testing.T) {
+	t.Parallel()
 	e := minioEnv(t)
 	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
 	c := e.root(testenv.Unique("pf-missing-"))
@@ -176,6 +180,7 @@ func TestS3MissingBucketAgreesWithBarman(t *testing.T) {
 }
 
 func TestS3ReadOnlyUserAgreesWithBarman(t *testing.T) {
+	t.Parallel()
 	e := minioEnv(t)
 	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
 	bucket := testenv.NewBucket(t, mc)
@@ -202,6 +207,7 @@ func TestS3ReadOnlyUserAgreesWithBarman(t *testing.T) {
 }
 
 func TestS3NoDeleteUser(t *testing.T) {
+	t.Parallel()
 	e := minioEnv(t)
 	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
 	bucket := testenv.NewBucket(t, mc)
@@ -225,6 +231,7 @@ func TestS3NoDeleteUser(t *testing.T) {
 }
 
 func TestS3PrefixScopedUserAgreesWithBarman(t *testing.T) {
+	t.Parallel()
 	e := minioEnv(t)
 	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
 	bucket := testenv.NewBucket(t, mc)
@@ -244,6 +251,7 @@ func TestS3PrefixScopedUserAgreesWithBarman(t *testing.T) {
 }
 
 func TestS3TLSEndpointCAAgreesWithBarman(t *testing.T) {
+	t.Parallel()
 	srv := testenv.Load(t)
 	host := strings.TrimPrefix(srv.Get("MINIO_TLS_ENDPOINT"), "https://")
 	mc := testenv.MinIO(t, host, srv.Get("MINIO_ROOT_USER"), srv.Get("MINIO_ROOT_PASSWORD"), srv.Get("TLS_CA"))
@@ -301,6 +309,7 @@ func TestS3TLSEndpointCAAgreesWithBarman(t *testing.T) {
 }
 
 func TestS3NonEmptyArchiveAgreesWithBarman(t *testing.T) {
+	t.Parallel()
 	e := minioEnv(t)
 	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
 	bucket := testenv.NewBucket(t, mc)
@@ -335,6 +344,7 @@ func TestS3NonEmptyArchiveAgreesWithBarman(t *testing.T) {
 }
 
 func TestS3EncryptionRefusedAgreesWithBarman(t *testing.T) {
+	t.Parallel()
 	e := minioEnv(t)
 	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
 	bucket := testenv.NewBucket(t, mc)
@@ -356,6 +366,7 @@ func TestS3EncryptionRefusedAgreesWithBarman(t *testing.T) {
 }
 
 func TestS3ReadOnlyFlagAndSources(t *testing.T) {
+	t.Parallel()
 	e := minioEnv(t)
 	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
 	bucket := testenv.NewBucket(t, mc)
@@ -395,6 +406,7 @@ stringData: {ACCESS_KEY_ID: %s, ACCESS_SECRET_KEY: %s}
 }
 
 func TestS3EndpointDown(t *testing.T) {
+	t.Parallel()
 	e := minioEnv(t)
 	c := e.root("any-bucket")
 	c.endpoint = "http://127.0.0.1:1" // nothing listens there

@@ -1,0 +1,493 @@
+// Package azure is the provider for Azure Blob Storage and compatible stores (Azurite), on the
+// azblob SDK. It parses destinations and picks credentials exactly as barman-cloud does.
+package azure
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/cnpg-preflight/cnpg-preflight/providers"
+)
+
+func init() { providers.Register("azure", Driver{}) }
+
+// Driver is the Azure Blob Storage provider.
+type Driver struct{}
+
+// BlobDomain is the host suffix barman-cloud recognises as real Azure (AZURE_BLOB_STORAGE_DOMAIN).
+const BlobDomain = "blob.core.windows.net"
+
+// sovereignDomains are real Azure clouds that barman-cloud treats as emulators.
+var sovereignDomains = []string{"blob.core.usgovcloudapi.net", "blob.core.chinacloudapi.cn", "blob.core.cloudapi.de"}
+
+// emulated reports whether barman-cloud treats the destination as an emulator / compatible store.
+func emulated(u *url.URL) bool { return !strings.HasSuffix(u.Host, BlobDomain) }
+
+// Validate parses an Azure destinationPath the way barman-cloud does and applies CNPG's Azure rules.
+func (Driver) Validate(t *providers.Target) (providers.Location, []providers.Finding) {
+	c := t.Conf
+	loc := providers.Location{Provider: "azure", ServerName: t.ServerName}
+	var fs []providers.Finding
+	dp := t.F("destinationPath")
+	const form = "use https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH (or http://HOST:PORT/ACCOUNT/CONTAINER/PATH for an emulator)"
+	u, err := url.Parse(c.DestinationPath)
+	if err != nil || u.Host == "" {
+		return loc, []providers.Finding{providers.Failf(dp, form, "not a valid URL: %q", c.DestinationPath)}
+	}
+	segs := strings.Split(u.Path, "/") // barman: parsed_url.path.split("/")
+	if emulated(u) {
+		if len(segs) < 3 || segs[1] == "" || segs[2] == "" {
+			fs = append(fs, providers.Failf(dp, form, "emulated storage URL %q is malformed: barman-cloud needs /ACCOUNT/CONTAINER after the host", c.DestinationPath))
+		} else {
+			loc.Account, loc.Bucket, loc.Prefix = segs[1], segs[2], strings.Join(segs[3:], "/")
+		}
+		loc.Endpoint = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/" + loc.Account}
+		cr := c.AzureCredentials
+		if cr != nil && cr.ConnectionString == nil {
+			why := "barman-cloud treats any host not ending in " + BlobDomain + " as an emulator and then requires a connection string (\"A connection string must be provided when using emulated storage\")"
+			for _, d := range sovereignDomains {
+				if strings.HasSuffix(u.Host, d) {
+					why = u.Host + " is a sovereign Azure cloud, but barman-cloud only recognises " + BlobDomain + ": it treats the host as an emulator and requires a connection string"
+				}
+			}
+			fs = append(fs, providers.Failf(t.F("azureCredentials"), "use azureCredentials.connectionString (with BlobEndpoint=… for this host)", "%s", why))
+		}
+	} else {
+		if len(segs) < 2 || segs[1] == "" {
+			fs = append(fs, providers.Failf(dp, form, "azure blob storage URL %q is malformed: no container", c.DestinationPath))
+		} else {
+			loc.Bucket, loc.Prefix = segs[1], strings.Join(segs[2:], "/")
+		}
+		loc.Account = strings.TrimSuffix(u.Host, "."+BlobDomain)
+		loc.Endpoint = &url.URL{Scheme: "https", Host: u.Host}
+		if u.Scheme == "http" {
+			fs = append(fs, providers.Warnf(dp, "use https://", "barman-cloud connects to %s over https whatever the scheme says", u.Host))
+		}
+	}
+	if strings.Contains(loc.Prefix, "//") {
+		fs = append(fs, providers.Warnf(dp, "remove the repeated slash", "double slash in the path: barman-cloud keeps it in every blob name"))
+	}
+	if c.EndpointURL != "" {
+		fs = append(fs, providers.Warnf(t.F("endpointURL"), "remove endpointURL; put the account's host in destinationPath (or BlobEndpoint in the connection string)", "endpointURL is ignored for Azure: barman-cloud takes the endpoint from destinationPath or the connection string"))
+	}
+	for _, e := range []struct {
+		set bool
+		f   string
+	}{{c.Wal != nil && c.Wal.Encryption != "", "wal.encryption"}, {c.Data != nil && c.Data.Encryption != "", "data.encryption"}} {
+		if e.set {
+			fs = append(fs, providers.Warnf(t.F(e.f), "remove it, or use an encryption scope on the storage account", "encryption (AES256/aws:kms) is an S3 setting; it has no effect on Azure"))
+		}
+	}
+	cr := c.AzureCredentials
+	cf := t.F("azureCredentials")
+	if cr == nil {
+		fs = append(fs, providers.Failf(cf, "add azureCredentials", "an Azure destination needs azureCredentials"))
+		return loc, fs
+	}
+	modes := 0
+	for _, on := range []bool{cr.StorageKey != nil, cr.StorageSasToken != nil, cr.InheritFromAzureAD, cr.UseDefaultAzureCredentials} {
+		if on {
+			modes++
+		}
+	}
+	switch {
+	case cr.ConnectionString != nil && (modes > 0 || cr.StorageAccount != nil):
+		fs = append(fs, providers.Failf(cf, "keep connectionString alone, or remove it", "connectionString cannot be combined with storageAccount, storageKey, storageSasToken, inheritFromAzureAD or useDefaultAzureCredentials (CNPG rejects this)"))
+	case cr.ConnectionString != nil:
+	case modes == 0:
+		fs = append(fs, providers.Failf(cf, "set connectionString, storageAccount with storageKey or storageSasToken, inheritFromAzureAD or useDefaultAzureCredentials", "no Azure credentials: CNPG requires one way to authenticate"))
+	case modes > 1:
+		fs = append(fs, providers.Failf(cf, "keep exactly one of them", "more than one of storageKey, storageSasToken, inheritFromAzureAD, useDefaultAzureCredentials is set (CNPG rejects this)"))
+	case (cr.StorageKey != nil || cr.StorageSasToken != nil) && cr.StorageAccount == nil:
+		fs = append(fs, providers.Failf(cf+".storageAccount", "add the storageAccount Secret reference", "storageAccount is required with storageKey or storageSasToken"))
+	}
+	return loc, fs
+}
+
+// CA returns the endpointCA bundle (REQUESTS_CA_BUNDLE for barman-cloud).
+func (Driver) CA(t *providers.Target) ([]byte, []providers.Finding) { return providers.EndpointCA(t) }
+
+// Connect resolves credentials in barman-cloud's order: connection string, SAS token, account key,
+// then Azure AD (managed identity or the default chain).
+func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Location, n *providers.Net) (providers.Store, string, []providers.Finding) {
+	cr := t.Conf.AzureCredentials
+	red := &providers.Redactor{}
+	opts := &container.ClientOptions{ClientOptions: policy.ClientOptions{
+		Transport: n.Client,
+		Retry:     policy.RetryOptions{MaxRetries: 3, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second},
+		Telemetry: policy.TelemetryOptions{Disabled: true},
+	}}
+	fail := func(f *providers.Finding) (providers.Store, string, []providers.Finding) {
+		return nil, "", []providers.Finding{*f}
+	}
+	var (
+		c        *container.Client
+		err      error
+		identity string
+	)
+	switch {
+	case cr.ConnectionString != nil:
+		cs, f := t.Ref(cr.ConnectionString, "azureCredentials.connectionString")
+		if f != nil {
+			return fail(f)
+		}
+		red.Add(string(cs))
+		for _, part := range strings.Split(string(cs), ";") {
+			if k, v, ok := strings.Cut(part, "="); ok && (strings.EqualFold(k, "AccountKey") || strings.EqualFold(k, "SharedAccessSignature")) {
+				red.Add(v)
+			}
+		}
+		c, err = container.NewClientFromConnectionString(strings.TrimSpace(string(cs)), loc.Bucket, opts)
+		if err != nil {
+			f := providers.Failf(t.F("azureCredentials.connectionString"), "use the connection string from the storage account's Access keys page", "not a valid connection string: %s", red.Redact(err.Error()))
+			return fail(&f)
+		}
+		identity = "connection string"
+		if acct := accountOf(string(cs)); acct != "" {
+			identity += " for account " + acct
+			if loc.Account != "" && !strings.EqualFold(acct, loc.Account) {
+				f := providers.Warnf(t.F("destinationPath"), "make destinationPath and the connection string name the same account", "destinationPath names account %q but the connection string is for %q; barman-cloud uses the connection string", loc.Account, acct)
+				u, _ := url.Parse(c.URL())
+				return &Store{c: c, loc: loc, red: red, endpoint: endpointOf(u)}, identity, []providers.Finding{f}
+			}
+		}
+	default:
+		account := loc.Account
+		if cr.StorageAccount != nil {
+			a, f := t.Ref(cr.StorageAccount, "azureCredentials.storageAccount")
+			if f != nil {
+				return fail(f)
+			}
+			account = strings.TrimSpace(string(a))
+		}
+		curl := fmt.Sprintf("%s/%s", strings.TrimSuffix(loc.Endpoint.String(), "/"), loc.Bucket)
+		switch {
+		case cr.StorageSasToken != nil:
+			sas, f := t.Ref(cr.StorageSasToken, "azureCredentials.storageSasToken")
+			if f != nil {
+				return fail(f)
+			}
+			tok := strings.TrimPrefix(strings.TrimSpace(string(sas)), "?")
+			red.Add(tok)
+			if q, err := url.ParseQuery(tok); err == nil {
+				red.Add(q.Get("sig"))
+			}
+			c, err = container.NewClientWithNoCredential(curl+"?"+tok, opts)
+			identity = fmt.Sprintf("SAS token for account %s", account)
+			if q, perr := url.ParseQuery(tok); perr == nil && q.Get("sp") != "" {
+				identity += " (permissions " + q.Get("sp") + ")"
+			}
+		case cr.StorageKey != nil:
+			key, f := t.Ref(cr.StorageKey, "azureCredentials.storageKey")
+			if f != nil {
+				return fail(f)
+			}
+			red.Add(string(key))
+			cred, kerr := container.NewSharedKeyCredential(account, strings.TrimSpace(string(key)))
+			if kerr != nil {
+				f := providers.Failf(t.F("azureCredentials.storageKey"), "use the storage account's access key (base64)", "the account key is not valid: it must be base64")
+				return fail(&f)
+			}
+			c, err = container.NewClientWithSharedKeyCredential(curl, cred, opts)
+			identity = "shared key for account " + account
+		default:
+			var cred azcore.TokenCredential
+			field := "azureCredentials.useDefaultAzureCredentials"
+			if cr.InheritFromAzureAD {
+				field = "azureCredentials.inheritFromAzureAD"
+				cred, err = azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: azcore.ClientOptions{Transport: n.Client}})
+				identity = "managed identity (Azure AD)"
+			} else {
+				cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: azcore.ClientOptions{Transport: n.Client}})
+				identity = "default Azure credential chain"
+			}
+			if err == nil {
+				_, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://storage.azure.com/.default"}})
+			}
+			if err != nil {
+				f := providers.Failf(t.F(field), "run with the Cluster's ServiceAccount carrying azure.workload.identity/client-id (workload identity) or on a node with a managed identity", "no Azure AD token: %s", firstLine(red.Redact(err.Error())))
+				return fail(&f)
+			}
+			c, err = container.NewClient(curl, cred, opts)
+		}
+		if err != nil {
+			f := providers.Failf(t.Field, "", "cannot open the container client: %s", red.Redact(err.Error()))
+			return fail(&f)
+		}
+	}
+	u, _ := url.Parse(c.URL())
+	return &Store{c: c, loc: loc, red: red, endpoint: endpointOf(u)}, identity, nil
+}
+
+func endpointOf(u *url.URL) *url.URL {
+	if u == nil {
+		return &url.URL{}
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}
+}
+
+func accountOf(cs string) string {
+	for _, part := range strings.Split(cs, ";") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, "AccountName") {
+			return v
+		}
+	}
+	return ""
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Store is an Azure container.
+type Store struct {
+	c        *container.Client
+	loc      providers.Location
+	red      *providers.Redactor
+	endpoint *url.URL
+}
+
+// Endpoint is the URL the client talks to.
+func (s *Store) Endpoint() *url.URL { return s.endpoint }
+
+// MinPartSize: Azure blocks have no minimum size; a small first block keeps the probe cheap.
+func (s *Store) MinPartSize() int { return 64 << 10 }
+
+// CheckBucket lists one blob under the prefix, as barman-cloud tests connectivity (a
+// container-scoped SAS cannot call "container exists").
+func (s *Store) CheckBucket(ctx context.Context) error {
+	prefix := s.loc.Base()
+	p := s.c.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix, MaxResults: ptr(int32(1))})
+	_, err := p.NextPage(ctx)
+	return s.classifyOrNil("ListBlobs", err)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// List lists blob names under prefix.
+func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (providers.Listing, error) {
+	var out providers.Listing
+	var mr *int32
+	if max > 0 && max < 5000 {
+		mr = ptr(int32(max))
+	}
+	add := func(items []struct {
+		name string
+		size int64
+	}) bool {
+		for _, it := range items {
+			out.Keys = append(out.Keys, providers.Object{Key: it.name, Size: it.size})
+		}
+		if max > 0 && len(out.Keys) >= max {
+			out.Truncated = len(out.Keys) > max
+			out.Keys = out.Keys[:min(len(out.Keys), max)]
+			return true
+		}
+		return false
+	}
+	type item = struct {
+		name string
+		size int64
+	}
+	if delimiter != "" {
+		p := s.c.NewListBlobsHierarchyPager(delimiter, &container.ListBlobsHierarchyOptions{Prefix: &prefix, MaxResults: mr})
+		for p.More() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return out, s.classify("ListBlobs", err)
+			}
+			var items []item
+			for _, b := range page.Segment.BlobItems {
+				items = append(items, item{deref(b.Name), sizeOf(b.Properties)})
+			}
+			for _, bp := range page.Segment.BlobPrefixes {
+				out.Prefixes = append(out.Prefixes, deref(bp.Name))
+			}
+			if add(items) {
+				out.Truncated = out.Truncated || p.More()
+				break
+			}
+		}
+		return out, nil
+	}
+	p := s.c.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix, MaxResults: mr})
+	for p.More() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return out, s.classify("ListBlobs", err)
+		}
+		var items []item
+		for _, b := range page.Segment.BlobItems {
+			items = append(items, item{deref(b.Name), sizeOf(b.Properties)})
+		}
+		if add(items) {
+			out.Truncated = out.Truncated || p.More()
+			break
+		}
+	}
+	return out, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func sizeOf(p *container.BlobProperties) int64 {
+	if p == nil || p.ContentLength == nil {
+		return 0
+	}
+	return *p.ContentLength
+}
+
+type rsc struct{ *bytes.Reader }
+
+func (rsc) Close() error { return nil }
+
+func body(b []byte) io.ReadSeekCloser { return rsc{bytes.NewReader(b)} }
+
+// Put uploads a block blob, with index tags when the configuration sets tags.
+func (s *Store) Put(ctx context.Context, key string, data []byte, o providers.PutOptions) error {
+	opts := &blockblob.UploadOptions{}
+	if len(o.Tags) > 0 {
+		opts.Tags = o.Tags
+	}
+	_, err := s.c.NewBlockBlobClient(key).Upload(ctx, body(data), opts)
+	return s.classifyOrNil("PutBlob", err)
+}
+
+// Get downloads a blob.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	resp, err := s.c.NewBlobClient(key).DownloadStream(ctx, nil)
+	if err != nil {
+		return nil, s.classify("GetBlob", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, s.classify("GetBlob", err)
+	}
+	return b, nil
+}
+
+// Delete deletes a blob.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	_, err := s.c.NewBlobClient(key).Delete(ctx, nil)
+	return s.classifyOrNil("DeleteBlob", err)
+}
+
+// Exists reports whether a blob exists.
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	_, err := s.c.NewBlobClient(key).GetProperties(ctx, nil)
+	if err == nil {
+		return true, nil
+	}
+	e := s.classify("GetBlobProperties", err)
+	if e.Kind == providers.KindNotFound {
+		return false, nil
+	}
+	return false, e
+}
+
+// Multipart stages the parts as blocks and commits the block list (how large blobs are uploaded).
+// Azure cannot abort: uncommitted blocks are invisible and discarded by the service after 7 days.
+func (s *Store) Multipart(ctx context.Context, key string, parts [][]byte, o providers.PutOptions, complete bool) error {
+	bb := s.c.NewBlockBlobClient(key)
+	var ids []string
+	for i, p := range parts {
+		id := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("cnpg-preflight-%06d", i)))
+		if _, err := bb.StageBlock(ctx, id, body(p), nil); err != nil {
+			return s.classify("PutBlock", err)
+		}
+		ids = append(ids, id)
+	}
+	if !complete {
+		return nil
+	}
+	opts := &blockblob.CommitBlockListOptions{}
+	if len(o.Tags) > 0 {
+		opts.Tags = o.Tags
+	}
+	_, err := bb.CommitBlockList(ctx, ids, opts)
+	return s.classifyOrNil("PutBlockList", err)
+}
+
+func (s *Store) classifyOrNil(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return s.classify(op, err)
+}
+
+// classify turns an azblob error into a redacted *providers.Error. The SDK's own message carries
+// the request URL (with any SAS signature), so it is never used verbatim.
+func (s *Store) classify(op string, err error) *providers.Error {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		code, status := re.ErrorCode, re.StatusCode
+		e := &providers.Error{Op: op, Code: code, Status: status, Kind: providers.KindOther}
+		switch {
+		case code == "ContainerNotFound" || code == "BlobNotFound" || code == "ResourceNotFound" || status == http.StatusNotFound:
+			e.Kind = providers.KindNotFound
+			if code == "ContainerNotFound" {
+				e.Fix = fmt.Sprintf("create the container %q before enabling backups, or let barman-cloud create it (needs a credential allowed to create containers)", s.loc.Bucket)
+			}
+		case code == "AuthenticationFailed" || code == "AuthorizationFailure" || code == "InvalidAuthenticationInfo" || code == "NoAuthenticationInformation":
+			e.Kind = providers.KindAuth
+			e.Fix = "check the account key, SAS token or connection string in the referenced Secret (and the storage account's firewall / network rules)"
+		case code == "AuthorizationPermissionMismatch" || code == "AuthorizationResourceTypeMismatch" || code == "AuthorizationServiceMismatch" || status == http.StatusForbidden:
+			e.Kind = providers.KindDenied
+			e.Fix = s.deniedFix(op)
+		case status == http.StatusServiceUnavailable || code == "ServerBusy":
+			e.Kind = providers.KindThrottled
+		case code == "FeatureNotSupported" || code == "InvalidHeaderValue" || code == "UnsupportedHeader" || status == http.StatusNotImplemented:
+			e.Kind = providers.KindUnsupported
+			e.Fix = "the store refuses a header barman-cloud sends for this configuration (blob index tags?): remove tags or use a store that supports them"
+		}
+		if code == "" {
+			code = http.StatusText(status)
+		}
+		e.Msg = s.red.Redact(fmt.Sprintf("%s: %d %s (%s)", op, status, http.StatusText(status), code))
+		return e
+	}
+	if ne := providers.NetError(op, err); ne != nil {
+		ne.Msg = s.red.Redact(ne.Msg)
+		return ne
+	}
+	return &providers.Error{Op: op, Kind: providers.KindOther, Msg: s.red.Redact(op + ": " + firstLine(err.Error()))}
+}
+
+// deniedFix names the data-plane role or SAS permission an operation needs.
+func (s *Store) deniedFix(op string) string {
+	switch op {
+	case "PutBlob", "PutBlock", "PutBlockList":
+		return "assign the \"Storage Blob Data Contributor\" role on the container (or a SAS with c and w permissions)"
+	case "DeleteBlob":
+		return "assign the \"Storage Blob Data Contributor\" role on the container (or add d, delete, to the SAS permissions): retention needs it"
+	case "GetBlob", "GetBlobProperties":
+		return "assign the \"Storage Blob Data Reader\" role or better (or add r, read, to the SAS permissions)"
+	case "ListBlobs":
+		return "assign the \"Storage Blob Data Reader\" role or better (or add l, list, to the SAS permissions)"
+	}
+	return "assign the \"Storage Blob Data Contributor\" role on the container"
+}
