@@ -16,11 +16,11 @@ func TestWALName(t *testing.T) {
 		"p/s/wals/0000000100000000/0000000a000000000000000b":                 "0000000a000000000000000b",
 		"p/s/wals/0000000100000000/000000010000000000000001.gz.gz":           "",
 		"p/s/wals/0000000100000000/000000010000000000000001.zip":             "",
-		"p/s/wals/README":                                                    "",
-		"p/s/wals/00000001000000000000001":                                   "",
-		"p/s/wals/0000000100000000000000011":                                 "",
-		"p/s/wals/cnpg-preflight-probe-x":                                    "",
-		"p/s/wals/0000000G0000000000000001":                                  "",
+		"p/s/wals/README":                    "",
+		"p/s/wals/00000001000000000000001":   "",
+		"p/s/wals/0000000100000000000000011": "",
+		"p/s/wals/cnpg-preflight-probe-x":    "",
+		"p/s/wals/0000000G0000000000000001":  "",
 	}
 	for key, want := range cases {
 		got, ok := WALName(key)

@@ -8,7 +8,9 @@ import (
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 )
 
-func ref(n, k string) *manifest.SecretKeySelector { return &manifest.SecretKeySelector{Name: n, Key: k} }
+func ref(n, k string) *manifest.SecretKeySelector {
+	return &manifest.SecretKeySelector{Name: n, Key: k}
+}
 
 func keys() *manifest.S3Credentials {
 	return &manifest.S3Credentials{AccessKeyID: ref("s", "id"), SecretAccessKey: ref("s", "secret")}
@@ -16,11 +18,11 @@ func keys() *manifest.S3Credentials {
 
 func TestValidate(t *testing.T) {
 	cases := []struct {
-		name             string
-		conf             manifest.BarmanObjectStore
-		bucket, prefix   string
-		endpoint, base   string
-		fails, warns     []string // substrings of "field: msg"
+		name           string
+		conf           manifest.BarmanObjectStore
+		bucket, prefix string
+		endpoint, base string
+		fails, warns   []string // substrings of "field: msg"
 	}{
 		{name: "plain", conf: manifest.BarmanObjectStore{DestinationPath: "s3://b/a/b", S3Credentials: keys()},
 			bucket: "b", prefix: "a/b", endpoint: "https://s3.amazonaws.com", base: "a/b/pg/"},
