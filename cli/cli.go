@@ -20,6 +20,7 @@ import (
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 	_ "github.com/cnpg-preflight/cnpg-preflight/providers/azure" // registers the azure provider
+	_ "github.com/cnpg-preflight/cnpg-preflight/providers/gcs"   // registers the gcs provider
 	_ "github.com/cnpg-preflight/cnpg-preflight/providers/s3"    // registers the s3 provider
 	"github.com/cnpg-preflight/cnpg-preflight/report"
 	"github.com/cnpg-preflight/cnpg-preflight/targets"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts (or stops) the real servers the integration tests and `make demo` use, on loopback:
 #   MinIO (HTTP :19000, TLS :19443 with a generated CA), versitygw (:17070), Azurite (HTTP :10000,
-#   HTTPS :10001 with the same CA), and restricted MinIO
+#   HTTPS :10001 with the same CA), fake-gcs-server (:14443), and restricted MinIO
 #   users made with mc. Writes $RUN/servers.env for the tests (CNPG_PREFLIGHT_SERVERS points to it).
 # Usage: scripts/servers.sh start|stop|env
 set -euo pipefail
@@ -10,6 +10,7 @@ TOOLS=${CNPG_PREFLIGHT_TOOLS:-$HOME/.cache/cnpg-preflight/tools}
 RUN=${CNPG_PREFLIGHT_RUN:-/tmp/cnpg-preflight-servers}
 BIN=$TOOLS/bin
 MINIO_PORT=19000 MINIO_TLS_PORT=19443 VGW_PORT=17070 AZURITE_PORT=10000 AZURITE_TLS_PORT=10001
+GCS_PORT=14443
 AZURITE_ACCOUNT=devstoreaccount1
 AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 
@@ -61,7 +62,7 @@ start() {
   if [ -f "$RUN/servers.env" ] && curl -fsS -o /dev/null "http://127.0.0.1:$MINIO_PORT/minio/health/live" 2>/dev/null; then
     log "already running ($RUN/servers.env)"; return
   fi
-  for b in minio mc versitygw azurite-blob; do [ -x "$BIN/$b" ] || { log "$BIN/$b missing: run scripts/install-deps.sh"; exit 1; }; done
+  for b in minio mc versitygw azurite-blob fake-gcs-server; do [ -x "$BIN/$b" ] || { log "$BIN/$b missing: run scripts/install-deps.sh"; exit 1; }; done
   mkdir -p "$RUN"
   certs
   mkdir -p "$RUN/minio-data" "$RUN/minio-tls-data" "$RUN/vgw-data" "$RUN/vgw-iam"
@@ -76,10 +77,13 @@ start() {
     --skipApiVersionCheck --loose --disableTelemetry --silent
   start_bg azurite-tls "$BIN/azurite-blob" --blobHost 127.0.0.1 --blobPort "$AZURITE_TLS_PORT" --location "$RUN/azurite-tls" \
     --skipApiVersionCheck --loose --disableTelemetry --silent --cert "$RUN/tls/minio/public.crt" --key "$RUN/tls/minio/private.key"
+  start_bg fake-gcs "$BIN/fake-gcs-server" -scheme http -host 127.0.0.1 -port "$GCS_PORT" \
+    -public-host "127.0.0.1:$GCS_PORT" -external-url "http://127.0.0.1:$GCS_PORT" -backend memory -log-level error
   wait_http "http://127.0.0.1:$MINIO_PORT/minio/health/live"
   wait_http "https://127.0.0.1:$MINIO_TLS_PORT/minio/health/live" --cacert "$RUN/tls/ca.crt"
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$VGW_PORT/" && break; sleep 0.2; done
   for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$AZURITE_PORT/" && break; sleep 0.2; done
+  wait_http "http://127.0.0.1:$GCS_PORT/storage/v1/b"
   for _ in $(seq 1 150); do curl -s -o /dev/null --cacert "$RUN/tls/ca.crt" "https://127.0.0.1:$AZURITE_TLS_PORT/" && break; sleep 0.2; done
 
   mcx alias set local "http://127.0.0.1:$MINIO_PORT" "$ROOT_USER" "$ROOT_PASS" >/dev/null
@@ -103,6 +107,7 @@ AZURITE_ENDPOINT=http://127.0.0.1:$AZURITE_PORT
 AZURITE_TLS_ENDPOINT=https://127.0.0.1:$AZURITE_TLS_PORT
 AZURITE_ACCOUNT=$AZURITE_ACCOUNT
 AZURITE_KEY=$AZURITE_KEY
+GCS_EMULATOR_HOST=127.0.0.1:$GCS_PORT
 ENV
   log "ready: $RUN/servers.env"
 }

@@ -1,0 +1,363 @@
+// Package gcs is the provider for Google Cloud Storage, on cloud.google.com/go/storage. It
+// resolves credentials as CNPG gives them to barman-cloud (a service-account JSON file through
+// GOOGLE_APPLICATION_CREDENTIALS, or the GKE workload identity).
+package gcs
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"cloud.google.com/go/storage"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+
+	"github.com/cnpg-preflight/cnpg-preflight/providers"
+)
+
+func init() { providers.Register("gcs", Driver{}) }
+
+// Driver is the GCS provider.
+type Driver struct{}
+
+// Scope is the OAuth scope barman-cloud's client uses.
+const Scope = "https://www.googleapis.com/auth/devstorage.full_control"
+
+// Validate parses gs://bucket/prefix and applies CNPG's Google credential rules.
+func (Driver) Validate(t *providers.Target) (providers.Location, []providers.Finding) {
+	c := t.Conf
+	loc := providers.Location{Provider: "gcs", ServerName: t.ServerName, Endpoint: endpoint()}
+	var fs []providers.Finding
+	u, err := url.Parse(c.DestinationPath)
+	switch {
+	case err != nil || u.Scheme != "gs":
+		fs = append(fs, providers.Failf(t.F("destinationPath"), "use gs://BUCKET/PATH", "not a gs:// URL: %q", c.DestinationPath))
+	case u.Host == "":
+		fs = append(fs, providers.Failf(t.F("destinationPath"), "use gs://BUCKET/PATH", "Google cloud storage URL %q is malformed: bucket name not found", c.DestinationPath))
+	default:
+		loc.Bucket, loc.Prefix = u.Host, strings.Trim(u.Path, "/") // barman: parsed_url.path.strip("/")
+		if strings.Contains(loc.Prefix, "//") {
+			fs = append(fs, providers.Warnf(t.F("destinationPath"), "remove the repeated slash", "double slash in the path: barman-cloud keeps it in every object name"))
+		}
+	}
+	if c.EndpointCA != nil {
+		fs = append(fs, providers.Warnf(t.F("endpointCA"), "remove endpointCA; GCS endpoints use public certificates", "endpointCA is ignored by barman-cloud for Google Cloud Storage"))
+	}
+	if c.EndpointURL != "" {
+		fs = append(fs, providers.Warnf(t.F("endpointURL"), "remove endpointURL", "endpointURL is ignored by barman-cloud for Google Cloud Storage"))
+	}
+	for _, e := range []struct {
+		set bool
+		f   string
+	}{{c.Wal != nil && c.Wal.Encryption != "", "wal.encryption"}, {c.Data != nil && c.Data.Encryption != "", "data.encryption"}} {
+		if e.set {
+			fs = append(fs, providers.Warnf(t.F(e.f), "remove it; GCS encrypts at rest (use a bucket default KMS key for CMEK)", "encryption (AES256/aws:kms) is an S3 setting; it has no effect on GCS"))
+		}
+	}
+	g := c.GoogleCredentials
+	switch {
+	case g == nil:
+		fs = append(fs, providers.Failf(t.F("googleCredentials"), "add googleCredentials", "a gs:// destination needs googleCredentials"))
+	case g.ApplicationCredentials != nil && g.GKEEnvironment:
+		fs = append(fs, providers.Failf(t.F("googleCredentials"), "keep applicationCredentials or gkeEnvironment, not both", "applicationCredentials and gkeEnvironment cannot both be set (CNPG rejects this)"))
+	case g.ApplicationCredentials == nil && !g.GKEEnvironment:
+		fs = append(fs, providers.Failf(t.F("googleCredentials"), "set applicationCredentials (service-account JSON) or gkeEnvironment: true", "neither applicationCredentials nor gkeEnvironment is set (CNPG rejects this)"))
+	}
+	return loc, fs
+}
+
+// emulatorHost is STORAGE_EMULATOR_HOST, which the Go client honours (tests point it at
+// fake-gcs-server; that emulator checks no credentials).
+func emulatorHost() string { return os.Getenv("STORAGE_EMULATOR_HOST") }
+
+func endpoint() *url.URL {
+	if h := emulatorHost(); h != "" {
+		if !strings.Contains(h, "://") {
+			h = "http://" + h
+		}
+		if u, err := url.Parse(h); err == nil {
+			return &url.URL{Scheme: u.Scheme, Host: u.Host}
+		}
+	}
+	return &url.URL{Scheme: "https", Host: "storage.googleapis.com"}
+}
+
+// CA: barman-cloud ignores endpointCA for GCS, so we do too (config warns).
+func (Driver) CA(*providers.Target) ([]byte, []providers.Finding) { return nil, nil }
+
+type serviceAccount struct {
+	Type        string `json:"type"`
+	ProjectID   string `json:"project_id"`
+	ClientEmail string `json:"client_email"`
+	PrivateKey  string `json:"private_key"`
+}
+
+// ParseServiceAccount checks a service-account JSON key the way it must be for barman-cloud.
+func ParseServiceAccount(b []byte) (*serviceAccount, error) {
+	var sa serviceAccount
+	if err := json.Unmarshal(b, &sa); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("not JSON (syntax error at byte %d)", se.Offset)
+		}
+		return nil, fmt.Errorf("not a service-account key: %v", err)
+	}
+	var missing []string
+	if sa.Type == "" {
+		missing = append(missing, "type")
+	}
+	if sa.ClientEmail == "" {
+		missing = append(missing, "client_email")
+	}
+	if sa.PrivateKey == "" {
+		missing = append(missing, "private_key")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("the JSON lacks %s", strings.Join(missing, ", "))
+	}
+	if sa.Type != "service_account" {
+		return nil, fmt.Errorf("type is %q, want \"service_account\"", sa.Type)
+	}
+	blk, _ := pem.Decode([]byte(sa.PrivateKey))
+	if blk == nil {
+		return nil, errors.New("private_key is not a PEM key")
+	}
+	if _, err := x509.ParsePKCS8PrivateKey(blk.Bytes); err != nil {
+		if _, err2 := x509.ParsePKCS1PrivateKey(blk.Bytes); err2 != nil {
+			return nil, errors.New("private_key does not parse as an RSA key")
+		}
+	}
+	return &sa, nil
+}
+
+// Connect resolves the service account (or the default credentials) and opens a client.
+func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Location, n *providers.Net) (providers.Store, string, []providers.Finding) {
+	g := t.Conf.GoogleCredentials
+	red := &providers.Redactor{}
+	var ts oauth2.TokenSource
+	var identity string
+	if g.ApplicationCredentials != nil {
+		field := "googleCredentials.applicationCredentials"
+		b, f := t.Ref(g.ApplicationCredentials, field)
+		if f != nil {
+			return nil, "", []providers.Finding{*f}
+		}
+		sa, err := ParseServiceAccount(b)
+		if err != nil {
+			return nil, "", []providers.Finding{providers.Failf(t.F(field), "put the service-account key JSON downloaded from IAM in the Secret key", "key %q of Secret %s/%s: %v", g.ApplicationCredentials.Key, t.Namespace, g.ApplicationCredentials.Name, err)}
+		}
+		red.Add(sa.PrivateKey)
+		identity = "service account " + sa.ClientEmail
+		creds, err := google.CredentialsFromJSON(ctx, b, Scope)
+		if err != nil {
+			return nil, "", []providers.Finding{providers.Failf(t.F(field), "", "the service-account key is not usable: %s", red.Redact(err.Error()))}
+		}
+		ts = creds.TokenSource
+	} else if emulatorHost() == "" {
+		creds, err := google.FindDefaultCredentials(ctx, Scope)
+		if err != nil {
+			return nil, "", []providers.Finding{providers.Failf(t.F("googleCredentials.gkeEnvironment"), "run with the Cluster's ServiceAccount carrying iam.gke.io/gcp-service-account (GKE workload identity)", "no Google default credentials: %s", firstLine(err.Error()))}
+		}
+		ts = creds.TokenSource
+		identity = "default credentials (GKE workload identity)"
+	} else {
+		identity = "default credentials (GKE workload identity)"
+	}
+	httpClient := n.Client
+	if emulatorHost() != "" {
+		identity += "; emulator at " + emulatorHost() + " (no credentials checked)"
+	} else {
+		httpClient = &http.Client{Transport: &oauth2.Transport{Source: ts, Base: n.Client.Transport}}
+	}
+	opts := []option.ClientOption{option.WithHTTPClient(httpClient)}
+	if emulatorHost() == "" {
+		opts = append(opts, option.WithEndpoint(loc.Endpoint.String()+"/storage/v1/"))
+	}
+	client, err := storage.NewClient(ctx, opts...)
+	if err != nil {
+		return nil, "", []providers.Finding{providers.Failf(t.Field, "", "cannot open the GCS client: %s", red.Redact(err.Error()))}
+	}
+	client.SetRetry(storage.WithMaxAttempts(3))
+	return &Store{c: client, b: client.Bucket(loc.Bucket), loc: loc, red: red}, identity, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Store is a GCS bucket.
+type Store struct {
+	c   *storage.Client
+	b   *storage.BucketHandle
+	loc providers.Location
+	red *providers.Redactor
+}
+
+// Endpoint is the URL the client talks to.
+func (s *Store) Endpoint() *url.URL { return s.loc.Endpoint }
+
+// MinPartSize is the resumable-upload chunk granularity.
+func (s *Store) MinPartSize() int { return googleapi.MinUploadChunkSize }
+
+// CheckBucket does what barman-cloud does: bucket.exists() (buckets.get).
+func (s *Store) CheckBucket(ctx context.Context) error {
+	_, err := s.b.Attrs(ctx)
+	return s.classifyOrNil("GetBucket", err)
+}
+
+// List lists object names under prefix.
+func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (providers.Listing, error) {
+	var out providers.Listing
+	it := s.b.Objects(ctx, &storage.Query{Prefix: prefix, Delimiter: delimiter})
+	for {
+		o, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return out, nil
+		}
+		if err != nil {
+			return out, s.classify("ListObjects", err)
+		}
+		if o.Prefix != "" {
+			out.Prefixes = append(out.Prefixes, o.Prefix)
+			continue
+		}
+		if max > 0 && len(out.Keys) == max {
+			out.Truncated = true
+			return out, nil
+		}
+		out.Keys = append(out.Keys, providers.Object{Key: o.Name, Size: o.Size})
+	}
+}
+
+// Put uploads an object in one request; tags become object metadata, as barman-cloud sets them.
+func (s *Store) Put(ctx context.Context, key string, data []byte, o providers.PutOptions) error {
+	w := s.b.Object(key).NewWriter(ctx)
+	w.ChunkSize = 0 // single request
+	if len(o.Tags) > 0 {
+		w.Metadata = o.Tags
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Close()
+		return s.classify("InsertObject", err)
+	}
+	return s.classifyOrNil("InsertObject", w.Close())
+}
+
+// Get reads an object.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	r, err := s.b.Object(key).NewReader(ctx)
+	if err != nil {
+		return nil, s.classify("GetObject", err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, s.classify("GetObject", err)
+	}
+	return b, nil
+}
+
+// Delete deletes an object.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	return s.classifyOrNil("DeleteObject", s.b.Object(key).Delete(ctx))
+}
+
+// Exists reports whether an object exists.
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	_, err := s.b.Object(key).Attrs(ctx)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return false, nil
+	}
+	return false, s.classify("GetObject", err)
+}
+
+// Multipart is a resumable upload sent in one chunk per part. With complete false the upload is
+// cancelled before its last chunk (the session expires unused).
+func (s *Store) Multipart(ctx context.Context, key string, parts [][]byte, o providers.PutOptions, complete bool) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := s.b.Object(key).NewWriter(wctx)
+	w.ChunkSize = len(parts[0])
+	if len(o.Tags) > 0 {
+		w.Metadata = o.Tags
+	}
+	for i, p := range parts {
+		if !complete && i == len(parts)-1 {
+			w.Flush() // send the first chunk(s), then give the session up
+			cancel()
+			w.Close()
+			return nil
+		}
+		if _, err := w.Write(p); err != nil {
+			w.Close()
+			return s.classify("ResumableUpload", err)
+		}
+	}
+	return s.classifyOrNil("ResumableUpload", w.Close())
+}
+
+func (s *Store) classifyOrNil(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return s.classify(op, err)
+}
+
+func (s *Store) classify(op string, err error) *providers.Error {
+	if errors.Is(err, storage.ErrBucketNotExist) {
+		return &providers.Error{Op: op, Kind: providers.KindNotFound, Status: 404, Msg: op + ": 404 Not Found (bucket does not exist)",
+			Fix: fmt.Sprintf("create the bucket %q before enabling backups, or grant storage.buckets.create so barman-cloud can create it on first use", s.loc.Bucket)}
+	}
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return &providers.Error{Op: op, Kind: providers.KindNotFound, Status: 404, Msg: op + ": 404 Not Found (object does not exist)"}
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		e := &providers.Error{Op: op, Status: ge.Code, Kind: providers.KindOther}
+		reason := ""
+		if len(ge.Errors) > 0 {
+			reason = ge.Errors[0].Reason
+		}
+		switch ge.Code {
+		case http.StatusNotFound:
+			e.Kind = providers.KindNotFound
+		case http.StatusUnauthorized:
+			e.Kind = providers.KindAuth
+			e.Fix = "check the service-account key in the referenced Secret (it may be deleted or disabled)"
+		case http.StatusForbidden:
+			e.Kind = providers.KindDenied
+			e.Fix = "grant the service account roles/storage.objectAdmin on the bucket (barman-cloud also needs storage.buckets.get, e.g. roles/storage.legacyBucketReader)"
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			e.Kind = providers.KindThrottled
+		}
+		e.Code = reason
+		msg := ge.Message
+		if msg == "" {
+			msg = http.StatusText(ge.Code)
+		}
+		e.Msg = s.red.Redact(fmt.Sprintf("%s: %d %s (%s)", op, ge.Code, http.StatusText(ge.Code), firstLine(msg)))
+		return e
+	}
+	if ne := providers.NetError(op, err); ne != nil {
+		ne.Msg = s.red.Redact(ne.Msg)
+		return ne
+	}
+	return &providers.Error{Op: op, Kind: providers.KindOther, Msg: s.red.Redact(op + ": " + firstLine(err.Error()))}
+}
