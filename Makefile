@@ -32,7 +32,7 @@ unit:
 	$(GO) test -count=1 ./...
 
 demo: build
-	scripts/install-deps.sh minio mc
+	scripts/install-deps.sh minio mc versitygw azurite fake-gcs
 	scripts/servers.sh start
 	scripts/demo.sh $(BIN)
 

@@ -74,19 +74,13 @@ func runConfig(_ context.Context, r *Run) Result {
 	fs = append(fs, r.crossFs...)
 	where := ""
 	if r.Loc.Bucket != "" {
-		where = fmt.Sprintf("objects under %s://%s/%s", schemeOf(prov), r.Loc.Bucket, r.Loc.Base())
+		kind := "bucket"
+		if prov == "azure" {
+			kind = "container"
+		}
+		where = fmt.Sprintf("objects go to %s %q under %q", kind, r.Loc.Bucket, r.Loc.Base())
 	}
 	return fromFindings(fs, where)
-}
-
-func schemeOf(prov string) string {
-	switch prov {
-	case "gcs":
-		return "gs"
-	case "azure":
-		return "azure"
-	}
-	return prov
 }
 
 // fromFindings turns findings into a check result: fail if any fails, warn if any warns.

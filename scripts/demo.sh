@@ -6,10 +6,14 @@ RUN=${CNPG_PREFLIGHT_RUN:-/tmp/cnpg-preflight-servers}
 TOOLS=${CNPG_PREFLIGHT_TOOLS:-$HOME/.cache/cnpg-preflight/tools}
 export MC_CONFIG_DIR=$RUN/mc
 "$TOOLS/bin/mc" --quiet mb --ignore-existing local/demo-backups >/dev/null
+# Azure (Azurite) container and GCS (emulator) bucket for pg-azure and pg-gcs.
+set -a; . "$RUN/servers.env"; set +a
+go run ./internal/seed "$AZURITE_ENDPOINT" "$AZURITE_ACCOUNT" "$AZURITE_KEY" demo-backups "$GCS_EMULATOR_HOST" demo-backups
+export STORAGE_EMULATOR_HOST=$GCS_EMULATOR_HOST
 # The restored cluster's source: an archive holding one WAL from an "old" cluster.
 echo "demo" | "$TOOLS/bin/mc" --quiet pipe local/demo-backups/pg-old/pg-old/wals/0000000100000000/000000010000000000000001.gz >/dev/null
 
-echo "\$ $BIN check -f testdata/demo/"
+echo "\$ STORAGE_EMULATOR_HOST=$STORAGE_EMULATOR_HOST $BIN check -f testdata/demo/"
 echo
 set +e
 "$BIN" check -f testdata/demo/
@@ -17,4 +21,4 @@ code=$?
 set -e
 echo
 echo "exit code $code (0 = no check failed, 1 = a check failed, 2 = bad input)."
-echo "The demo has one healthy Cluster and two with mistakes users make; see testdata/demo/*.yaml."
+echo "S3 (MinIO), Azure (Azurite) and GCS (emulator) side by side: healthy Clusters and some with mistakes users make; see testdata/demo/*.yaml."
