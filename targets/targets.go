@@ -23,6 +23,9 @@ const (
 // SkipEmptyWALAnnotation disables CNPG's empty-archive check.
 const SkipEmptyWALAnnotation = "cnpg.io/skipEmptyWalArchiveCheck"
 
+// PluginName is the Barman Cloud plugin's name in spec.plugins and spec.externalClusters[].plugin.
+const PluginName = "barman-cloud.cloudnative-pg.io"
+
 // Target is one object-store configuration a Cluster uses.
 type Target struct {
 	ID         string // namespace/cluster/role[/source]
@@ -35,6 +38,7 @@ type Target struct {
 	Env        map[string]string   // environment the backup client runs with
 	Findings   []providers.Finding // decoding and wiring problems found while building
 	Lookup     providers.SecretLookup
+	Store      *manifest.ObjectStore // the plugin's ObjectStore, when the target comes from the plugin
 }
 
 // ReadOnly reports whether the target must never be written (sources).
@@ -92,7 +96,8 @@ func Build(set *manifest.Set, lookup func(namespace string) providers.SecretLook
 
 func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretLookup) []*Target {
 	var out []*Target
-	add := func(role, source, field string, conf *manifest.BarmanObjectStore, serverName string) *Target {
+	var add addFunc
+	add = func(role, source, field string, conf *manifest.BarmanObjectStore, serverName string) *Target {
 		t := &Target{Cluster: c, Role: role, Source: source, Field: field, Conf: conf, ServerName: serverName, Lookup: lookup, Env: map[string]string{}}
 		t.ID = c.Meta.Namespace + "/" + c.Meta.Name + "/" + role
 		if source != "" {
@@ -101,7 +106,7 @@ func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretL
 		for _, is := range c.Issues {
 			if strings.HasPrefix(is.Path, field+".") {
 				msg := fmt.Sprintf("%s (line %d)", is.Msg, is.Line)
-				if strings.Contains(is.Msg, `"endpointURL"`) && conf.EndpointURL == "" {
+				if strings.Contains(is.Msg, `"endpointURL"`) && conf != nil && conf.EndpointURL == "" {
 					msg += "; without endpointURL barman-cloud sends every request to AWS S3"
 				}
 				t.Findings = append(t.Findings, providers.Failf(is.Path, "fix the field name (names are case-sensitive)", "%s", msg))
@@ -121,6 +126,7 @@ func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretL
 			t.Findings = append(t.Findings, f)
 		}
 	}
+	backupFromPlugin(set, c, add)
 	recoverySource, replicaSource := "", ""
 	if spec.Bootstrap != nil && spec.Bootstrap.Recovery != nil {
 		recoverySource = spec.Bootstrap.Recovery.Source
@@ -129,19 +135,114 @@ func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretL
 		replicaSource = spec.Replica.Source
 	}
 	for i, ec := range spec.ExternalClusters {
-		if ec.BarmanObjectStore == nil {
-			continue
-		}
 		role := RoleSource
-		switch ec.Name {
-		case recoverySource:
-			role = RoleRecoverySource
+		switch ec.Name { // a replica cluster also bootstraps from its source: replica wins
 		case replicaSource:
 			role = RoleReplicaSource
+		case recoverySource:
+			role = RoleRecoverySource
 		}
-		add(role, ec.Name, fmt.Sprintf("spec.externalClusters[%d].barmanObjectStore", i), ec.BarmanObjectStore, nameOr(ec.BarmanObjectStore.ServerName, ec.Name))
+		switch {
+		case ec.BarmanObjectStore != nil:
+			add(role, ec.Name, fmt.Sprintf("spec.externalClusters[%d].barmanObjectStore", i), ec.BarmanObjectStore, nameOr(ec.BarmanObjectStore.ServerName, ec.Name))
+		case ec.Plugin != nil && ec.Plugin.Name == PluginName:
+			// Plugin sources default to the *current* Cluster's name, unlike in-tree ones.
+			path := fmt.Sprintf("spec.externalClusters[%d].plugin", i)
+			pluginTarget(set, c, add, role, ec.Name, path, ec.Plugin)
+		}
 	}
 	return out
+}
+
+type addFunc func(role, source, field string, conf *manifest.BarmanObjectStore, serverName string) *Target
+
+// backupFromPlugin adds the backup target of a Cluster wired to the Barman Cloud plugin, and the
+// wiring problems CNPG and the plugin would reject or silently get wrong.
+func backupFromPlugin(set *manifest.Set, c *manifest.Cluster, add addFunc) {
+	var entries []int
+	archivers := 0
+	for i, p := range c.Spec.Plugins {
+		if p.Name != PluginName || (p.Enabled != nil && !*p.Enabled) {
+			if p.IsWALArchiver != nil && *p.IsWALArchiver && (p.Enabled == nil || *p.Enabled) {
+				archivers++
+			}
+			continue
+		}
+		entries = append(entries, i)
+		if p.IsWALArchiver != nil && *p.IsWALArchiver {
+			archivers++
+		}
+	}
+	for _, i := range entries {
+		p := c.Spec.Plugins[i]
+		path := fmt.Sprintf("spec.plugins[%d]", i)
+		t := pluginTarget(set, c, add, RoleBackup, "", path, &p)
+		if t == nil {
+			continue
+		}
+		if p.IsWALArchiver == nil || !*p.IsWALArchiver {
+			t.Findings = append(t.Findings, providers.Failf(path+".isWALArchiver", "set isWALArchiver: true on this plugin entry",
+				"isWALArchiver is not true: backups are configured but WAL is never archived, so no backup is restorable"))
+		}
+		if archivers > 1 {
+			t.Findings = append(t.Findings, providers.Failf("spec.plugins", "keep exactly one plugin entry with isWALArchiver: true", "%d plugins are WAL archivers; CNPG allows only one", archivers))
+		}
+		if c.Spec.Backup != nil && c.Spec.Backup.BarmanObjectStore != nil && p.IsWALArchiver != nil && *p.IsWALArchiver {
+			t.Findings = append(t.Findings, providers.Failf("spec.backup.barmanObjectStore", "remove spec.backup.barmanObjectStore when the plugin archives WAL",
+				"a WAL-archiver plugin cannot be combined with in-tree barmanObjectStore (CNPG rejects this)"))
+		}
+	}
+}
+
+// pluginTarget resolves the ObjectStore named by a plugin entry's parameters and adds its target.
+func pluginTarget(set *manifest.Set, c *manifest.Cluster, add addFunc, role, source, path string, p *manifest.PluginConfiguration) *Target {
+	name := p.Parameters["barmanObjectName"]
+	serverName := nameOr(p.Parameters["serverName"], c.Meta.Name)
+	if name == "" {
+		t := add(role, source, path, nil, serverName)
+		t.Findings = append(t.Findings, providers.Failf(path+".parameters.barmanObjectName", "name the ObjectStore in parameters.barmanObjectName", "the Barman Cloud plugin needs parameters.barmanObjectName"))
+		return t
+	}
+	os := set.ObjectStore(c.Meta.Namespace, name)
+	if os == nil {
+		t := add(role, source, path, nil, serverName)
+		msg := fmt.Sprintf("ObjectStore %s/%s not found", c.Meta.Namespace, name)
+		for _, o := range set.ObjectStores {
+			if o.Meta.Name == name {
+				msg += fmt.Sprintf(" (there is one in namespace %q, but the plugin only reads the Cluster's namespace)", o.Meta.Namespace)
+			}
+		}
+		t.Findings = append(t.Findings, providers.Failf(path+".parameters.barmanObjectName", "create the ObjectStore in the Cluster's namespace, or fix the name", "%s", msg))
+		return t
+	}
+	field := fmt.Sprintf("ObjectStore %s: spec.configuration", name)
+	conf := os.Spec.Configuration
+	t := add(role, source, field, &conf, serverName)
+	t.Store = os
+	for _, e := range sidecarEnv(os) {
+		t.Env[e.Name] = e.Value
+	}
+	for _, is := range os.Issues {
+		full := fmt.Sprintf("ObjectStore %s: %s", name, is.Path)
+		t.Findings = append(t.Findings, providers.Failf(full, "fix the field name (names are case-sensitive)", "%s (%s line %d)", is.Msg, os.Origin.File, is.Line))
+	}
+	if conf.ServerName != "" {
+		t.Findings = append(t.Findings, providers.Failf(field+".serverName", "remove serverName from the ObjectStore; set it in the Cluster's plugin parameters.serverName",
+			"serverName is not allowed in an ObjectStore's configuration"))
+	}
+	if rp := os.Spec.RetentionPolicy; rp != "" && !retentionRE.MatchString(rp) {
+		f := providers.Failf(fmt.Sprintf("ObjectStore %s: spec.retentionPolicy", name), "use a number followed by d (days), w (weeks) or m (months), e.g. 30d", "%q is not a valid retention policy", rp)
+		f.Soft = true
+		t.Findings = append(t.Findings, f)
+	}
+	return t
+}
+
+func sidecarEnv(o *manifest.ObjectStore) []manifest.EnvVar {
+	if o.Spec.InstanceSidecarConfiguration == nil {
+		return nil
+	}
+	return o.Spec.InstanceSidecarConfiguration.Env
 }
 
 func nameOr(a, b string) string {
