@@ -231,8 +231,11 @@ func runMultipart(ctx context.Context, r *Run) Result {
 }
 
 func runWALArchive(ctx context.Context, r *Run) Result {
+	if r.T.ReadOnly() {
+		return sourceWALs(ctx, r)
+	}
 	prefix := r.Loc.Base() + "wals/"
-	if r.T.Role == targets.RoleBackup && r.T.SkipEmptyWALCheck() {
+	if r.T.SkipEmptyWALCheck() {
 		return skip("skipped: the Cluster sets %s: enabled", targets.SkipEmptyWALAnnotation)
 	}
 	const max = 10000
@@ -247,38 +250,18 @@ func runWALArchive(ctx context.Context, r *Run) Result {
 		}
 	}
 	sort.Strings(wals)
+	if len(wals) == 0 {
+		return pass("no WAL under %s: the archive is empty, as a new Cluster needs", prefix)
+	}
 	count := fmt.Sprint(len(wals))
 	if l.Truncated {
 		count = fmt.Sprintf("at least %d", len(wals))
 	}
-	if r.T.Role == targets.RoleBackup {
-		if len(wals) == 0 {
-			return pass("no WAL under %s: the archive is empty, as a new Cluster needs", prefix)
-		}
-		return Result{
-			Status: report.Fail,
-			Message: fmt.Sprintf("WAL archive check failed for server %s: Expected empty archive (%s WAL file(s) under %s, first %s, last %s)",
-				r.Loc.ServerName, count, prefix, wals[0], wals[len(wals)-1]),
-			Remediation: "give the new Cluster an unused serverName or destinationPath; or, if these WALs are garbage from an old cluster, delete them; set the annotation " +
-				targets.SkipEmptyWALAnnotation + ": enabled only if you are sure",
-		}
+	return Result{
+		Status: report.Fail,
+		Message: fmt.Sprintf("WAL archive check failed for server %s: Expected empty archive (%s WAL file(s) under %s, first %s, last %s)",
+			r.Loc.ServerName, count, prefix, wals[0], wals[len(wals)-1]),
+		Remediation: "give the new Cluster an unused serverName or destinationPath; or, if these WALs are garbage from an old cluster, delete them; set the annotation " +
+			targets.SkipEmptyWALAnnotation + ": enabled only if you are sure",
 	}
-	if len(wals) == 0 {
-		res := Result{Status: report.Fail, Message: fmt.Sprintf("no WAL under %s", prefix),
-			Remediation: "check destinationPath and serverName of the source: they must name the archive the source cluster writes"}
-		if r.T.Role == targets.RoleSource {
-			res.Status = report.Warn
-		}
-		return res
-	}
-	tls := map[int]bool{}
-	for _, w := range wals {
-		tls[Timeline(w)] = true
-	}
-	var tlList []string
-	for tl := range tls {
-		tlList = append(tlList, fmt.Sprint(tl))
-	}
-	sort.Strings(tlList)
-	return pass("%s WAL file(s) under %s, newest %s, timeline(s) %s", count, prefix, wals[len(wals)-1], strings.Join(tlList, ", "))
 }

@@ -28,6 +28,7 @@ const (
 	Delete      = "delete"
 	Multipart   = "multipart"
 	WALArchive  = "wal-archive"
+	Backups     = "backups"
 )
 
 // Check is one entry of the registry.
@@ -70,7 +71,8 @@ var Registry = []Check{
 	{ID: Read, Requires: []string{Bucket}, After: []string{Write, List}, Run: runRead},
 	{ID: Delete, Requires: []string{Write}, After: []string{Read}, Writes: true, Run: runDelete},
 	{ID: Multipart, Requires: []string{Bucket}, After: []string{Delete}, Writes: true, Run: runMultipart},
-	{ID: WALArchive, Requires: []string{Bucket}, Run: runWALArchive},
+	{ID: Backups, Requires: []string{Bucket}, Run: runBackups},
+	{ID: WALArchive, Requires: []string{Bucket}, After: []string{Backups}, Run: runWALArchive},
 }
 
 // Options for a run.
@@ -95,7 +97,7 @@ type Run struct {
 
 	ProbeKey  string
 	ProbeData []byte
-	sample    string // an existing object found by list (read for sources)
+	backups   []BackupInfo // completed backups of a source, oldest first
 
 	mu      sync.Mutex
 	results map[string]*report.Check

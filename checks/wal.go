@@ -10,6 +10,9 @@ import (
 // .partial) or a timeline history file (8 hex digits + .history).
 var walRE = regexp.MustCompile(`^([0-9A-Fa-f]{8})(?:([0-9A-Fa-f]{8})([0-9A-Fa-f]{8})(?:\.[0-9A-Fa-f]{8}\.backup|\.partial)?|\.history)$`)
 
+// walSegRE is a plain WAL segment name (no .partial, .backup or .history).
+var walSegRE = regexp.MustCompile(`^[0-9A-Fa-f]{24}$`)
+
 // compressionSuffixes are the suffixes barman-cloud strips before matching (one at most). Barman
 // 3.4 knows .gz, .bz2 and .snappy; the barman in CloudNativePG's images also .xz, .zst and .lz4.
 var compressionSuffixes = map[string]bool{".gz": true, ".bz2": true, ".snappy": true, ".xz": true, ".zst": true, ".lz4": true}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 )
@@ -118,8 +119,9 @@ type Listing struct {
 
 // Object is a listed object.
 type Object struct {
-	Key  string
-	Size int64
+	Key      string
+	Size     int64
+	Modified time.Time
 }
 
 // PutOptions are the request options barman would use for this configuration.

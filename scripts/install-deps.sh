@@ -42,11 +42,12 @@ for t in "${targets[@]}"; do
     fi
     ln -sf "$TOOLS/azurite/node_modules/.bin/azurite-blob" "$TOOLS/bin/azurite-blob" ;;
   barman)
-    if ! [ -x /usr/bin/barman-cloud-check-wal-archive ] || ! /usr/bin/python3 -c 'import boto3, azure.storage.blob' 2>/dev/null; then
-      log "installing barman-cli-cloud (apt)"
+    if ! [ -x /usr/bin/barman-cloud-check-wal-archive ] || ! /usr/bin/python3 -c 'import boto3, azure.storage.blob, psycopg2' 2>/dev/null \
+      || ! [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+      log "installing barman-cli-cloud and PostgreSQL 15 (apt)"
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -qq >/dev/null
-      apt-get install -y -qq --no-install-recommends barman-cli-cloud python3-boto3 python3-azure >/dev/null
+      apt-get install -y -qq --no-install-recommends barman-cli-cloud python3-boto3 python3-azure python3-psycopg2 postgresql-15 >/dev/null
     fi ;;
   *) echo "install-deps: unknown tool $t" >&2; exit 2 ;;
   esac

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -111,4 +112,16 @@ func (a *Azure) Delete(t testing.TB, name string) {
 	if _, err := a.c.NewBlobClient(name).Delete(context.Background(), nil); err != nil {
 		t.Fatalf("azure delete %s: %v", name, err)
 	}
+}
+
+// Get reads a blob with the independent client.
+func (a *Azure) Get(t testing.TB, name string) []byte {
+	t.Helper()
+	resp, err := a.c.NewBlobClient(name).DownloadStream(context.Background(), nil)
+	if err != nil {
+		t.Fatalf("azure get %s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return b
 }

@@ -111,4 +111,3 @@ func ServiceAccountJSON(t testing.TB, email string) string {
 		"client_email": email, "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"})
 	return string(b)
 }
-

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -258,4 +259,27 @@ func Barman(t testing.TB, env map[string]string, name string, args ...string) (i
 		t.Fatalf("%s: %v", name, err)
 	}
 	return code, string(out)
+}
+
+// Get reads an object with the independent client.
+func Get(t testing.TB, c *minio.Client, bucket, key string) []byte {
+	t.Helper()
+	o, err := c.GetObject(context.Background(), bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer o.Close()
+	b, err := io.ReadAll(o)
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return b
+}
+
+// Delete removes an object with the independent client.
+func Delete(t testing.TB, c *minio.Client, bucket, key string) {
+	t.Helper()
+	if err := c.RemoveObject(context.Background(), bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatalf("delete %s: %v", key, err)
+	}
 }

@@ -289,23 +289,14 @@ func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (pr
 	if max > 0 && max < 5000 {
 		mr = ptr(int32(max))
 	}
-	add := func(items []struct {
-		name string
-		size int64
-	}) bool {
-		for _, it := range items {
-			out.Keys = append(out.Keys, providers.Object{Key: it.name, Size: it.size})
-		}
+	add := func(items []providers.Object) bool {
+		out.Keys = append(out.Keys, items...)
 		if max > 0 && len(out.Keys) >= max {
 			out.Truncated = len(out.Keys) > max
 			out.Keys = out.Keys[:min(len(out.Keys), max)]
 			return true
 		}
 		return false
-	}
-	type item = struct {
-		name string
-		size int64
 	}
 	if delimiter != "" {
 		p := s.c.NewListBlobsHierarchyPager(delimiter, &container.ListBlobsHierarchyOptions{Prefix: &prefix, MaxResults: mr})
@@ -314,9 +305,9 @@ func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (pr
 			if err != nil {
 				return out, s.classify("ListBlobs", err)
 			}
-			var items []item
+			var items []providers.Object
 			for _, b := range page.Segment.BlobItems {
-				items = append(items, item{deref(b.Name), sizeOf(b.Properties)})
+				items = append(items, object(b.Name, b.Properties))
 			}
 			for _, bp := range page.Segment.BlobPrefixes {
 				out.Prefixes = append(out.Prefixes, deref(bp.Name))
@@ -334,9 +325,9 @@ func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (pr
 		if err != nil {
 			return out, s.classify("ListBlobs", err)
 		}
-		var items []item
+		var items []providers.Object
 		for _, b := range page.Segment.BlobItems {
-			items = append(items, item{deref(b.Name), sizeOf(b.Properties)})
+			items = append(items, object(b.Name, b.Properties))
 		}
 		if add(items) {
 			out.Truncated = out.Truncated || p.More()
@@ -353,11 +344,17 @@ func deref(s *string) string {
 	return *s
 }
 
-func sizeOf(p *container.BlobProperties) int64 {
-	if p == nil || p.ContentLength == nil {
-		return 0
+func object(name *string, p *container.BlobProperties) providers.Object {
+	o := providers.Object{Key: deref(name)}
+	if p != nil {
+		if p.ContentLength != nil {
+			o.Size = *p.ContentLength
+		}
+		if p.LastModified != nil {
+			o.Modified = *p.LastModified
+		}
 	}
-	return *p.ContentLength
+	return o
 }
 
 type rsc struct{ *bytes.Reader }

@@ -239,7 +239,7 @@ func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (pr
 			out.Truncated = true
 			return out, nil
 		}
-		out.Keys = append(out.Keys, providers.Object{Key: o.Name, Size: o.Size})
+		out.Keys = append(out.Keys, providers.Object{Key: o.Name, Size: o.Size, Modified: o.Updated})
 	}
 }
 

@@ -313,7 +313,7 @@ func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (pr
 			return out, s.classify("ListObjectsV2", err)
 		}
 		for _, o := range page.Contents {
-			out.Keys = append(out.Keys, providers.Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size)})
+			out.Keys = append(out.Keys, providers.Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified)})
 		}
 		for _, cp := range page.CommonPrefixes {
 			out.Prefixes = append(out.Prefixes, aws.ToString(cp.Prefix))

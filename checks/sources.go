@@ -1,0 +1,243 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cnpg-preflight/cnpg-preflight/providers"
+	"github.com/cnpg-preflight/cnpg-preflight/report"
+	"github.com/cnpg-preflight/cnpg-preflight/targets"
+)
+
+// runBackups reads a source's backup catalog the way barman does: every sub-prefix of base/ is a
+// backup, described by its backup.info.
+func runBackups(ctx context.Context, r *Run) Result {
+	if !r.T.ReadOnly() {
+		return skip("skipped: applies to recovery and replica sources")
+	}
+	base := r.Loc.Base() + "base/"
+	l, err := r.Store.List(ctx, base, "/", 0)
+	if err != nil {
+		return errResult(err, "")
+	}
+	noneStatus := report.Fail
+	if r.T.Role == targets.RoleSource {
+		noneStatus = report.Warn
+	}
+	if len(l.Prefixes) == 0 {
+		return Result{Status: noneStatus, Message: fmt.Sprintf("no backup under %s", base),
+			Remediation: "check destinationPath and serverName: they must name the folder the source cluster backs up to (its serverName defaults to its own name)"}
+	}
+	infos := make([]BackupInfo, len(l.Prefixes))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, p := range l.Prefixes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			id := strings.TrimSuffix(strings.TrimPrefix(p, base), "/")
+			data, err := r.Store.Get(ctx, p+"backup.info")
+			switch {
+			case providers.KindOf(err) == providers.KindNotFound:
+				infos[i] = BackupInfo{ID: id, Problem: "no backup.info: unfinished or interrupted"}
+			case err != nil:
+				infos[i] = BackupInfo{ID: id, Problem: "backup.info unreadable: " + err.Error()}
+			default:
+				infos[i] = ParseBackupInfo(id, data)
+			}
+		}()
+	}
+	wg.Wait()
+	var done, bad []BackupInfo
+	for _, b := range infos {
+		if b.Problem == "" {
+			done = append(done, b)
+		} else {
+			bad = append(bad, b)
+		}
+	}
+	sort.Slice(done, func(i, j int) bool {
+		return done[i].EndTime.Before(done[j].EndTime) || (done[i].EndTime.Equal(done[j].EndTime) && done[i].ID < done[j].ID)
+	})
+	r.mu.Lock()
+	r.backups = done
+	r.mu.Unlock()
+	var unusable []string
+	for _, b := range bad {
+		unusable = append(unusable, fmt.Sprintf("%s (%s)", b.ID, b.Problem))
+	}
+	if len(done) == 0 {
+		return Result{Status: noneStatus, Message: fmt.Sprintf("%d backup folder(s) under %s, none completed: %s", len(infos), base, strings.Join(unusable, ", ")),
+			Remediation: "take a backup on the source cluster and wait for it to complete (status DONE in backup.info)"}
+	}
+	last := done[len(done)-1]
+	msg := fmt.Sprintf("%d backup(s), %d completed; latest completed %s: %s → %s, WAL %s–%s, timeline %d",
+		len(infos), len(done), last.ID, last.BeginTime.UTC().Format(time.RFC3339), last.EndTime.UTC().Format(time.RFC3339), last.BeginWAL, last.EndWAL, last.Timeline)
+	if len(bad) > 0 {
+		return Result{Status: report.Warn, Message: msg + "; not usable: " + strings.Join(unusable, ", "),
+			Remediation: "unfinished backups are ignored by a restore; remove them with barman-cloud-backup-delete if they are failed leftovers"}
+	}
+	return pass("%s", msg)
+}
+
+// sourceWALs checks a source's WAL archive: the segments the latest completed backup needs, the
+// newest WAL and the timelines seen. It lists only the hash folders it needs.
+func sourceWALs(ctx context.Context, r *Run) Result {
+	prefix := r.Loc.Base() + "wals/"
+	top, err := r.Store.List(ctx, prefix, "/", 0)
+	if err != nil {
+		return errResult(err, "")
+	}
+	timelines := map[int]bool{}
+	for _, o := range top.Keys {
+		if name, ok := WALName(o.Key); ok && strings.HasSuffix(name, ".history") {
+			timelines[Timeline(name)] = true
+		}
+	}
+	var dirs []string
+	for _, p := range top.Prefixes {
+		d := strings.TrimSuffix(strings.TrimPrefix(p, prefix), "/")
+		if len(d) == 16 && walSegRE.MatchString(d+"00000000") {
+			dirs = append(dirs, d)
+			timelines[Timeline(d)] = true
+		}
+	}
+	sort.Strings(dirs)
+	r.mu.Lock()
+	backups := r.backups
+	r.mu.Unlock()
+	if len(dirs) == 0 {
+		status := report.Fail
+		if r.T.Role == targets.RoleSource {
+			status = report.Warn
+		}
+		return Result{Status: status, Message: fmt.Sprintf("no WAL under %s", prefix),
+			Remediation: "check destinationPath and serverName of the source: they must name the archive the source cluster writes"}
+	}
+	// Contents of the hash folders, listed on demand.
+	seen := map[string]map[string]providers.Object{}
+	folder := func(d string) (map[string]providers.Object, error) {
+		if m, ok := seen[d]; ok {
+			return m, nil
+		}
+		l, err := r.Store.List(ctx, prefix+d+"/", "", 0)
+		if err != nil {
+			return nil, err
+		}
+		m := map[string]providers.Object{}
+		for _, o := range l.Keys {
+			if name, ok := WALName(o.Key); ok {
+				m[name] = o
+			}
+		}
+		seen[d] = m
+		return m, nil
+	}
+	newestDir, err := folder(dirs[len(dirs)-1])
+	if err != nil {
+		return errResult(err, "")
+	}
+	var newest providers.Object
+	newestName := ""
+	for name, o := range newestDir {
+		if walSegRE.MatchString(name) && name > newestName {
+			newestName, newest = name, o
+		}
+	}
+	tls := make([]int, 0, len(timelines))
+	for tl := range timelines {
+		tls = append(tls, tl)
+	}
+	sort.Ints(tls)
+	tlText := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(tls)), ", "), "[]")
+	msg := fmt.Sprintf("newest WAL %s, timeline(s) %s", newestName, tlText)
+	if r.T.Role == targets.RoleReplicaSource && !newest.Modified.IsZero() {
+		msg += fmt.Sprintf(", archived %s ago", r.Opts.Now().Sub(newest.Modified).Round(time.Second))
+	}
+	res := Result{Status: report.Pass}
+	if len(backups) > 0 {
+		last := backups[len(backups)-1]
+		segs, err := Segments(last.BeginWAL, last.EndWAL, last.SegSize, 4096)
+		if err != nil {
+			return Result{Status: report.Fail, Message: fmt.Sprintf("backup %s: %v", last.ID, err)}
+		}
+		var missing []string
+		for _, s := range segs {
+			m, err := folder(s[:16])
+			if err != nil {
+				return errResult(err, "")
+			}
+			if _, ok := m[s]; !ok {
+				missing = append(missing, s)
+			}
+		}
+		if len(missing) > 0 {
+			return Result{Status: report.Fail,
+				Message:     fmt.Sprintf("the latest completed backup %s needs WAL %s–%s; missing from %s: %s (%s)", last.ID, last.BeginWAL, last.EndWAL, prefix, strings.Join(missing, ", "), msg),
+				Remediation: "the backup cannot be restored without these segments: check the source's WAL archiving (archive_command / ContinuousArchiving) and that nothing expires WAL files early (lifecycle rules), then take a new backup"}
+		}
+		msg = fmt.Sprintf("WAL %s–%s needed by backup %s present (%d segment(s)); %s", last.BeginWAL, last.EndWAL, last.ID, len(segs), msg)
+	}
+	res.Message = msg
+	if r.T.Role == targets.RoleRecoverySource {
+		if f := recoveryTargetProblem(r, backups, timelines, newest); f != nil {
+			res.Status, res.Message, res.Remediation = f.Status, f.Message+"; "+msg, f.Remediation
+		}
+	}
+	return res
+}
+
+// recoveryTargetProblem says when spec.bootstrap.recovery.recoveryTarget cannot be reached.
+func recoveryTargetProblem(r *Run, backups []BackupInfo, timelines map[int]bool, newest providers.Object) *Result {
+	b := r.T.Cluster.Spec.Bootstrap
+	if b == nil || b.Recovery == nil || b.Recovery.RecoveryTarget == nil {
+		return nil
+	}
+	rt := b.Recovery.RecoveryTarget
+	const field = "spec.bootstrap.recovery.recoveryTarget"
+	if tli := strings.TrimSpace(rt.TargetTLI); tli != "" && tli != "latest" && tli != "current" {
+		n, err := strconv.ParseInt(tli, 0, 32)
+		if err != nil {
+			return &Result{Status: report.Fail, Message: fmt.Sprintf("%s.targetTLI %q is not a timeline number, latest or current", field, tli)}
+		}
+		if !timelines[int(n)] {
+			return &Result{Status: report.Fail, Message: fmt.Sprintf("%s.targetTLI %d: the archive holds no WAL or history of timeline %d", field, n, n),
+				Remediation: "use a timeline present in the archive, or latest"}
+		}
+	}
+	if len(backups) == 0 {
+		return nil
+	}
+	first := backups[0]
+	if rt.TargetTime != "" {
+		tt, err := ParseTime(rt.TargetTime)
+		if err != nil {
+			return &Result{Status: report.Fail, Message: fmt.Sprintf("%s.targetTime %q: %v", field, rt.TargetTime, err)}
+		}
+		if tt.Before(first.EndTime) {
+			return &Result{Status: report.Fail, Message: fmt.Sprintf("%s.targetTime %s is before the end of the earliest completed backup %s (%s): no backup can reach it", field, rt.TargetTime, first.ID, first.EndTime.UTC().Format(time.RFC3339)),
+				Remediation: "choose a targetTime after the end of a completed backup"}
+		}
+		if !newest.Modified.IsZero() && tt.After(newest.Modified) {
+			return &Result{Status: report.Warn, Message: fmt.Sprintf("%s.targetTime %s is after the newest archived WAL (%s): recovery stops at the end of the archive", field, rt.TargetTime, newest.Modified.UTC().Format(time.RFC3339))}
+		}
+	}
+	if rt.TargetLSN != "" {
+		lsn, err := ParseLSN(rt.TargetLSN)
+		if err != nil {
+			return &Result{Status: report.Fail, Message: fmt.Sprintf("%s.targetLSN: %v", field, err)}
+		}
+		if first.EndLSN != 0 && lsn < first.EndLSN {
+			return &Result{Status: report.Fail, Message: fmt.Sprintf("%s.targetLSN %s is before the end of the earliest completed backup %s: no backup can reach it", field, rt.TargetLSN, first.ID),
+				Remediation: "choose a targetLSN after the end LSN of a completed backup"}
+		}
+	}
+	return nil
+}

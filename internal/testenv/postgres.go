@@ -1,0 +1,142 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// PGBin is Debian's PostgreSQL 15.
+const PGBin = "/usr/lib/postgresql/15/bin"
+
+// Postgres is a real PostgreSQL server on a Unix socket, run as the postgres user, whose
+// archive_command is the real barman-cloud-wal-archive.
+type Postgres struct {
+	Dir  string
+	Port int
+	env  map[string]string
+	t    testing.TB
+}
+
+// StartPostgres initialises and starts a server archiving WAL with barman-cloud-wal-archive
+// (walArchiveArgs: its arguments before %p, e.g. --cloud-provider aws-s3 … s3://b/p server).
+// env is the backup client's environment (credentials).
+func StartPostgres(t testing.TB, env map[string]string, walArchiveArgs ...string) *Postgres {
+	t.Helper()
+	RequireBinary(t, PGBin+"/initdb")
+	RequireBinary(t, "/usr/bin/barman-cloud-wal-archive")
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Skipf("no postgres user: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	dir, err := os.MkdirTemp("", "pf-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	os.Chown(dir, uid, gid)
+	p := &Postgres{Dir: dir, Port: freePort(t), env: env, t: t}
+	// The backup client runs with env, as CNPG's instance manager runs it.
+	p.script("archive.sh", "/usr/bin/barman-cloud-wal-archive", walArchiveArgs...)
+	p.run("initdb", PGBin+"/initdb", "-D", dir+"/data", "-A", "trust", "--no-sync", "-U", "postgres")
+	conf := fmt.Sprintf("\nlisten_addresses = ''\nunix_socket_directories = '%s'\nport = %d\nwal_level = replica\narchive_mode = on\narchive_command = '%s/archive.sh %%p'\nfsync = off\n", dir, p.Port, dir)
+	f, err := os.OpenFile(dir+"/data/postgresql.conf", os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(conf)
+	f.Close()
+	p.run("pg_ctl start", PGBin+"/pg_ctl", "-D", dir+"/data", "-w", "-l", dir+"/log", "start")
+	t.Cleanup(func() {
+		exec.Command("runuser", "-u", "postgres", "--", PGBin+"/pg_ctl", "-D", dir+"/data", "-m", "immediate", "stop").Run()
+		os.RemoveAll(dir)
+	})
+	return p
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// script writes DIR/name: exports env, then runs bin with args and "$@".
+func (p *Postgres) script(name, bin string, args ...string) string {
+	var b strings.Builder
+	b.WriteString("#!/bin/sh\nexport PATH=/usr/bin:/bin\n")
+	keys := make([]string, 0, len(p.env))
+	for k := range p.env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "export %s='%s'\n", k, strings.ReplaceAll(p.env[k], "'", `'\''`))
+	}
+	b.WriteString("exec " + bin)
+	for _, a := range args {
+		b.WriteString(" '" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+	}
+	b.WriteString(` "$@"` + "\n")
+	path := filepath.Join(p.Dir, name)
+	if err := os.WriteFile(path, []byte(b.String()), 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	return path
+}
+
+func (p *Postgres) run(what string, args ...string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--"}, args...)...)
+	cmd.Dir = p.Dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		log, _ := os.ReadFile(p.Dir + "/log")
+		p.t.Fatalf("%s: %v\n%s\nserver log:\n%s", what, err, out, log)
+	}
+	return string(out)
+}
+
+// SQL runs one statement with psql and returns its unaligned output.
+func (p *Postgres) SQL(q string) string {
+	p.t.Helper()
+	return strings.TrimSpace(p.run("psql", PGBin+"/psql", "-h", p.Dir, "-p", strconv.Itoa(p.Port), "-U", "postgres", "-XAtqc", q))
+}
+
+// Backup takes a real base backup with barman-cloud-backup --immediate-checkpoint.
+func (p *Postgres) Backup(backupArgs ...string) string {
+	p.t.Helper()
+	s := p.script("backup.sh", "/usr/bin/barman-cloud-backup", append([]string{"--immediate-checkpoint", "-h", p.Dir, "-p", strconv.Itoa(p.Port), "-U", "postgres"}, backupArgs...)...)
+	return p.run("barman-cloud-backup", s)
+}
+
+// WaitArchived switches WAL and waits until the archiver has archived at least upTo.
+func (p *Postgres) WaitArchived(upTo string) {
+	p.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		last := p.SQL("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
+		if len(last) >= 24 && strings.ToUpper(last[:24]) >= strings.ToUpper(upTo) {
+			return
+		}
+		p.SQL("SELECT pg_switch_wal()")
+		time.Sleep(300 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(p.Dir + "/log")
+	p.t.Fatalf("WAL %s not archived within 60 s; server log:\n%s", upTo, log)
+}
