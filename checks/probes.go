@@ -40,6 +40,13 @@ func runCredentials(ctx context.Context, r *Run) Result {
 	r.Net = n
 	store, identity, pfs := r.Driver.Connect(ctx, r.PT, r.Loc, n)
 	fs = append(fs, pfs...)
+	if r.Opts.Offline && !hasFail(fs) {
+		msg := "Secrets resolved (no identity or network lookup: --offline)"
+		if identity != "" {
+			msg = "resolved " + identity + " (--offline)"
+		}
+		return fromFindings(fs, msg)
+	}
 	if store == nil || hasFail(fs) {
 		return fromFindings(fs, "")
 	}

@@ -78,6 +78,7 @@ var Registry = []Check{
 // Options for a run.
 type Options struct {
 	ReadOnly    bool          // no write, read-back, delete or multipart anywhere
+	Offline     bool          // config and credentials only: no network at all
 	Timeout     time.Duration // per target
 	Concurrency int           // targets checked at once (<= 0: 8)
 	Now         func() time.Time
@@ -171,6 +172,7 @@ func newRun(t *targets.Target, o Options) *Run {
 	r := &Run{T: t, Opts: o, results: map[string]*report.Check{}, pending: map[string]bool{}, blocked: map[string]string{}, proceed: map[string]bool{}}
 	if t.Conf != nil {
 		r.PT = t.ProviderTarget()
+		r.PT.Offline = o.Offline
 		r.Driver = providers.Get(t.Provider())
 		if r.Driver != nil {
 			r.Loc, _ = r.Driver.Validate(r.PT)
@@ -288,8 +290,14 @@ func (r *Run) decide(ctx context.Context, c Check) Result {
 			return skip("skipped: --read-only")
 		}
 	}
+	if r.Opts.Offline && c.ID != Config && c.ID != Credentials {
+		return skip("skipped: --offline")
+	}
 	if err := ctx.Err(); err != nil {
 		return skip("skipped: %s", stopReason(ctx))
+	}
+	if logf := providers.Logf; logf != nil {
+		logf("%s: %s: start", r.T.ID, c.ID)
 	}
 	res := c.Run(ctx, r)
 	if ctx.Err() != nil && res.Status == report.Fail {

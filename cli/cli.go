@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -129,6 +130,8 @@ type CheckOptions struct {
 	ReadOnly    bool
 	Concurrency int
 	NoColor     bool
+	Offline     bool
+	Verbose     bool
 	Color       bool // computed: stdout is a terminal and colour is not disabled
 }
 
@@ -167,6 +170,8 @@ func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
 	fs.BoolVar(&o.ReadOnly, "read-only", false, "no write, read-back, delete or multipart probe anywhere")
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "targets checked at once")
 	fs.BoolVar(&o.NoColor, "no-color", false, "no colours in the table (also: NO_COLOR set)")
+	fs.BoolVar(&o.Offline, "offline", false, "config and credentials checks only, without any network access (a lint)")
+	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log each check and HTTP request (method, host, path, status) to stderr")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			io.WriteString(stdout, checkHelp+fs.FlagUsages())
@@ -219,7 +224,17 @@ func RunCheck(o *CheckOptions, stdin io.Reader, stdout, stderr io.Writer) error 
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	m := checks.Execute(ctx, ts, checks.Options{ReadOnly: o.ReadOnly, Timeout: o.Timeout, Concurrency: o.Concurrency})
+	if o.Verbose {
+		var mu sync.Mutex
+		start := time.Now()
+		providers.Logf = func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(stderr, "[%6.3fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+		}
+		defer func() { providers.Logf = nil }()
+	}
+	m := checks.Execute(ctx, ts, checks.Options{ReadOnly: o.ReadOnly, Offline: o.Offline, Timeout: o.Timeout, Concurrency: o.Concurrency})
 	if err := report.Render(stdout, m, o.Output, report.Options{Color: o.Color}); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -195,6 +196,15 @@ var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func syntaxError(file string, data []byte, err error) error {
 	msg := err.Error()
+	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') && !yamlLineRE.MatchString(msg) {
+		// JSON: encoding/json knows the byte offset of the error.
+		var v any
+		var se *json.SyntaxError
+		if jerr := json.Unmarshal(data, &v); errors.As(jerr, &se) {
+			line := 1 + bytes.Count(data[:min(int(se.Offset), len(data))], []byte("\n"))
+			return &InputError{File: file, Line: line, Msg: "JSON syntax error: " + se.Error()}
+		}
+	}
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		if strings.Contains(m[2], "tab character") {
@@ -391,7 +401,7 @@ func (tm *typeMismatch) inputError(file, pathPrefix string) error {
 
 var lineMsgRE = regexp.MustCompile(`^line (\d+): (.*)$`)
 
-var typeErrRE = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+) `(.*)` into (.*)$")
+var typeErrRE = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+)(?: `(.*)`)? into (.*)$")
 
 func typeError(file string, root *yaml.Node, err error, pathPrefix string) error {
 	var te *yaml.TypeError
@@ -408,7 +418,18 @@ func typeError(file string, root *yaml.Node, err error, pathPrefix string) error
 			case "map":
 				got = "object"
 			}
-			return &InputError{File: file, Line: line, Field: pathPrefix + pathAtLine(root, line), Msg: fmt.Sprintf("wrong type: expected %s, got %s %q", goTypeName(m[4]), got, m[3])}
+			msg := fmt.Sprintf("wrong type: expected %s, got %s", goTypeName(m[4]), got)
+			if m[3] != "" {
+				msg += fmt.Sprintf(" %q", m[3])
+			}
+			kind := yaml.ScalarNode
+			switch m[2] {
+			case "!!seq":
+				kind = yaml.SequenceNode
+			case "!!map":
+				kind = yaml.MappingNode
+			}
+			return &InputError{File: file, Line: line, Field: pathPrefix + pathAtLine(root, line, kind, m[3]), Msg: msg}
 		}
 		if m := lineMsgRE.FindStringSubmatch(msg); m != nil { // e.g. a duplicate mapping key
 			line, _ := strconv.Atoi(m[1])
@@ -429,6 +450,8 @@ func goTypeName(t string) string {
 		return "a string"
 	case strings.HasPrefix(t, "[]"):
 		return "a list"
+	case t == "bool":
+		return "a boolean (true or false)"
 	case strings.HasPrefix(t, "map["):
 		return "an object"
 	default:
@@ -436,44 +459,41 @@ func goTypeName(t string) string {
 	}
 }
 
-// pathAtLine finds the field path of the node that starts on line.
-func pathAtLine(n *yaml.Node, line int) string {
-	var best string
-	var walk func(n *yaml.Node, path string) bool
-	walk = func(n *yaml.Node, path string) bool {
+// pathAtLine finds the field path of the node on line that has the kind (and, for scalars, the
+// value) a type error names.
+func pathAtLine(n *yaml.Node, line int, kind yaml.Kind, value string) string {
+	match := func(v *yaml.Node) bool {
+		return v.Line == line && v.Kind == kind && (kind != yaml.ScalarNode || v.Value == value)
+	}
+	var walk func(n *yaml.Node, path string) (string, bool)
+	walk = func(n *yaml.Node, path string) (string, bool) {
 		switch n.Kind {
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k, v := n.Content[i], n.Content[i+1]
 				p := joinPath(path, k.Value)
-				if k.Line == line || v.Line == line {
-					best = p
-					if v.Kind == yaml.ScalarNode || v.Line != line {
-						if v.Kind == yaml.ScalarNode {
-							return true
-						}
-					}
+				if r, ok := walk(v, p); ok { // the deepest match names the field
+					return r, true
 				}
-				if walk(v, p) {
-					return true
+				if match(v) {
+					return p, true
 				}
 			}
 		case yaml.SequenceNode:
 			for i, c := range n.Content {
 				p := fmt.Sprintf("%s[%d]", path, i)
-				if c.Line == line && c.Kind == yaml.ScalarNode {
-					best = p
-					return true
+				if r, ok := walk(c, p); ok {
+					return r, true
 				}
-				if walk(c, p) {
-					return true
+				if match(c) {
+					return p, true
 				}
 			}
 		}
-		return false
+		return "", false
 	}
-	walk(n, "")
-	return best
+	p, _ := walk(n, "")
+	return p
 }
 
 func joinPath(path, key string) string {

@@ -16,6 +16,13 @@ import (
 	"time"
 )
 
+// Resolver resolves host names for every Net (tests point it at a loopback DNS server).
+var Resolver = net.DefaultResolver
+
+// Logf, when set, receives one line per HTTP request (method, host, path, status, duration; never
+// the query string or headers, which may carry signatures). It is --verbose.
+var Logf func(format string, args ...any)
+
 // Net is one target's network stack: TLS roots (system + endpointCA), a dialer that records
 // timings, and an HTTP transport that first reuses the connection the endpoint check opened, so
 // that probing the endpoint costs no extra handshake.
@@ -43,7 +50,7 @@ func NewNet(ca []byte) (*Net, error) {
 		cfg.RootCAs = pool
 	}
 	n := &Net{TLS: cfg, warm: map[string]net.Conn{}}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: Resolver}
 	n.Transport = &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -82,7 +89,21 @@ type countingTransport struct{ n *Net }
 
 func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.requests.Add(1)
-	return c.n.Transport.RoundTrip(r)
+	if Logf == nil {
+		return c.n.Transport.RoundTrip(r)
+	}
+	start := time.Now()
+	resp, err := c.n.Transport.RoundTrip(r)
+	status := "error"
+	if err != nil {
+		if e := NetError("request", err); e != nil {
+			status = string(e.Kind)
+		}
+	} else {
+		status = resp.Status
+	}
+	Logf("http %s %s%s -> %s (%s)", r.Method, r.URL.Host, r.URL.EscapedPath(), status, ms(time.Since(start)))
+	return resp, err
 }
 
 // Requests is the number of HTTP requests sent through this Net.
@@ -158,7 +179,7 @@ func (n *Net) Probe(ctx context.Context, u *url.URL) (EndpointReport, error) {
 	ips := []string{host}
 	if net.ParseIP(host) == nil {
 		var err error
-		ips, err = net.DefaultResolver.LookupHost(ctx, host)
+		ips, err = Resolver.LookupHost(ctx, host)
 		if err != nil {
 			return rep, NetError(op, err)
 		}
@@ -167,7 +188,7 @@ func (n *Net) Probe(ctx context.Context, u *url.URL) (EndpointReport, error) {
 	rep.Resolved = ips
 
 	t1 := time.Now()
-	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: Resolver}
 	var conn net.Conn
 	var err error
 	for _, ip := range ips {

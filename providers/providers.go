@@ -63,6 +63,7 @@ type Target struct {
 	ServerName string
 	Env        map[string]string // environment the backup client runs with (plugin sidecar env)
 	Secret     SecretLookup
+	Offline    bool // --offline: resolve Secrets, but ask no identity service
 }
 
 // F joins the block's field path with a sub-field.

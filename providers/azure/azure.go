@@ -204,6 +204,8 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 			}
 			c, err = container.NewClientWithSharedKeyCredential(curl, cred, opts)
 			identity = "shared key for account " + account
+		case t.Offline:
+			return nil, "", []providers.Finding{providers.Warnf(t.F("azureCredentials"), "", "Azure AD identity not resolved (--offline)")}
 		default:
 			var cred azcore.TokenCredential
 			field := "azureCredentials.useDefaultAzureCredentials"

@@ -164,6 +164,11 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 			return nil, "", []providers.Finding{providers.Failf(t.F(field), "", "the service-account key is not usable: %s", red.Redact(err.Error()))}
 		}
 		ts = creds.TokenSource
+		if t.Offline {
+			return nil, identity, nil
+		}
+	} else if t.Offline {
+		return nil, "", []providers.Finding{providers.Warnf(t.F("googleCredentials.gkeEnvironment"), "", "default credentials not resolved (--offline)")}
 	} else if emulatorHost() == "" {
 		creds, err := google.FindDefaultCredentials(ctx, Scope)
 		if err != nil {

@@ -158,6 +158,9 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 	}
 	var identity string
 	region := ""
+	if cr.InheritFromIAMRole && t.Offline {
+		return nil, "", []providers.Finding{providers.Warnf(t.F("s3Credentials.inheritFromIAMRole"), "", "pod identity not resolved (--offline)")}
+	}
 	if cr.InheritFromIAMRole {
 		// The pod identity: the SDK's default chain (web identity token, container or instance role).
 		cfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(n.Client))
