@@ -36,5 +36,13 @@ demo: build
 	scripts/servers.sh start
 	scripts/demo.sh $(BIN)
 
+# Fuzz each target for FUZZTIME (seed corpora: testdata/fuzz/ of each package and the f.Add seeds).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./manifest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./providers/s3 -run '^$$' -fuzz '^FuzzParseS3$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./providers/azure -run '^$$' -fuzz '^FuzzParseAzure$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./checks -run '^$$' -fuzz '^FuzzWALName$$' -fuzztime $(FUZZTIME)
+
 clean:
 	rm -rf bin

@@ -33,7 +33,7 @@ func runCredentials(ctx context.Context, r *Run) Result {
 		return fromFindings(fs, "")
 	}
 	r.CA = ca
-	n, err := providers.NewNet(ca)
+	n, err := providers.NewNet(ca, r.Opts.Logf)
 	if err != nil {
 		return Result{Status: report.Fail, Message: r.T.Field + ".endpointCA: " + err.Error()}
 	}

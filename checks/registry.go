@@ -79,6 +79,7 @@ var Registry = []Check{
 type Options struct {
 	ReadOnly    bool          // no write, read-back, delete or multipart anywhere
 	Offline     bool          // config and credentials only: no network at all
+	Logf        providers.Logf // --verbose: a line per check and HTTP request (may be nil)
 	Timeout     time.Duration // per target
 	Concurrency int           // targets checked at once (<= 0: 8)
 	Now         func() time.Time
@@ -254,7 +255,12 @@ func (r *Run) execute(parent context.Context) *report.Target {
 		}()
 	}
 	wg.Wait()
-	out.Leftovers = r.cleanup()
+	// After a timeout or a signal the verdict is due within a second: cleanup gets that long.
+	budget := 10 * time.Second
+	if ctx.Err() != nil {
+		budget = 900 * time.Millisecond
+	}
+	out.Leftovers = r.cleanup(budget)
 	if r.Net != nil {
 		r.Net.Close()
 	}
@@ -296,8 +302,8 @@ func (r *Run) decide(ctx context.Context, c Check) Result {
 	if err := ctx.Err(); err != nil {
 		return skip("skipped: %s", stopReason(ctx))
 	}
-	if logf := providers.Logf; logf != nil {
-		logf("%s: %s: start", r.T.ID, c.ID)
+	if r.Opts.Logf != nil {
+		r.Opts.Logf("%s: %s: start", r.T.ID, c.ID)
 	}
 	res := c.Run(ctx, r)
 	if ctx.Err() != nil && res.Status == report.Fail {
@@ -316,9 +322,9 @@ func stopReason(ctx context.Context) string {
 	return "interrupted"
 }
 
-// cleanup deletes every probe object that may still exist, with its own short deadline (the run's
-// context may be cancelled already). Keys that could not be deleted are returned.
-func (r *Run) cleanup() []string {
+// cleanup deletes every probe object that may still exist, within budget (the run's context may be
+// cancelled already). Keys that could not be deleted are returned.
+func (r *Run) cleanup(budget time.Duration) []string {
 	r.mu.Lock()
 	keys := make([]string, 0, len(r.pending))
 	for k := range r.pending {
@@ -329,8 +335,9 @@ func (r *Run) cleanup() []string {
 		return nil
 	}
 	var left []string
+	deadline := time.Now().Add(budget)
 	for _, k := range keys {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		err := r.Store.Delete(ctx, k)
 		if err != nil && providers.KindOf(err) != providers.KindNotFound {
 			// The write may never have landed: only name keys that are there (or unknown).

@@ -224,17 +224,17 @@ func RunCheck(o *CheckOptions, stdin io.Reader, stdout, stderr io.Writer) error 
 	}
 	ctx, stop := signalContext()
 	defer stop()
+	var logf providers.Logf
 	if o.Verbose {
 		var mu sync.Mutex
 		start := time.Now()
-		providers.Logf = func(format string, args ...any) {
+		logf = func(format string, args ...any) {
 			mu.Lock()
 			defer mu.Unlock()
 			fmt.Fprintf(stderr, "[%6.3fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 		}
-		defer func() { providers.Logf = nil }()
 	}
-	m := checks.Execute(ctx, ts, checks.Options{ReadOnly: o.ReadOnly, Offline: o.Offline, Timeout: o.Timeout, Concurrency: o.Concurrency})
+	m := checks.Execute(ctx, ts, checks.Options{ReadOnly: o.ReadOnly, Offline: o.Offline, Timeout: o.Timeout, Concurrency: o.Concurrency, Logf: logf})
 	if err := report.Render(stdout, m, o.Output, report.Options{Color: o.Color}); err != nil {
 		return err
 	}

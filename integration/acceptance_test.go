@@ -41,7 +41,7 @@ func openStore(t *testing.T, doc string) providers.Store {
 		}
 	}
 	ca, _ := d.CA(pt)
-	n, err := providers.NewNet(ca)
+	n, err := providers.NewNet(ca, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

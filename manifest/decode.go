@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -611,11 +612,11 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, strict bool) {
 	}
 }
 
-var fieldCache = map[reflect.Type]map[string]reflect.Type{}
+var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
 
 func structFields(t reflect.Type) map[string]reflect.Type {
-	if f, ok := fieldCache[t]; ok {
-		return f
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(map[string]reflect.Type)
 	}
 	f := map[string]reflect.Type{}
 	for i := 0; i < t.NumField(); i++ {
@@ -626,7 +627,7 @@ func structFields(t reflect.Type) map[string]reflect.Type {
 		}
 		f[name] = sf.Type
 	}
-	fieldCache[t] = f
+	fieldCache.Store(t, f)
 	return f
 }
 

@@ -19,9 +19,9 @@ import (
 // Resolver resolves host names for every Net (tests point it at a loopback DNS server).
 var Resolver = net.DefaultResolver
 
-// Logf, when set, receives one line per HTTP request (method, host, path, status, duration; never
-// the query string or headers, which may carry signatures). It is --verbose.
-var Logf func(format string, args ...any)
+// Logf receives one line per HTTP request (method, host, path, status, duration; never the query
+// string or headers, which may carry signatures). It is --verbose.
+type Logf func(format string, args ...any)
 
 // Net is one target's network stack: TLS roots (system + endpointCA), a dialer that records
 // timings, and an HTTP transport that first reuses the connection the endpoint check opened, so
@@ -31,13 +31,15 @@ type Net struct {
 	Transport *http.Transport
 	Client    *http.Client
 	requests  atomic.Int64
+	logf      Logf
 
 	mu   sync.Mutex
 	warm map[string]net.Conn // addr -> established connection (TLS done for https)
 }
 
-// NewNet builds a Net that trusts the system roots plus the PEM certificates in ca.
-func NewNet(ca []byte) (*Net, error) {
+// NewNet builds a Net that trusts the system roots plus the PEM certificates in ca; logf (may be
+// nil) receives a line per request.
+func NewNet(ca []byte, logf Logf) (*Net, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	if len(ca) > 0 {
 		pool, err := x509.SystemCertPool()
@@ -49,7 +51,7 @@ func NewNet(ca []byte) (*Net, error) {
 		}
 		cfg.RootCAs = pool
 	}
-	n := &Net{TLS: cfg, warm: map[string]net.Conn{}}
+	n := &Net{TLS: cfg, warm: map[string]net.Conn{}, logf: logf}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: Resolver}
 	n.Transport = &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
@@ -89,7 +91,7 @@ type countingTransport struct{ n *Net }
 
 func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.requests.Add(1)
-	if Logf == nil {
+	if c.n.logf == nil {
 		return c.n.Transport.RoundTrip(r)
 	}
 	start := time.Now()
@@ -102,7 +104,7 @@ func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	} else {
 		status = resp.Status
 	}
-	Logf("http %s %s%s -> %s (%s)", r.Method, r.URL.Host, r.URL.EscapedPath(), status, ms(time.Since(start)))
+	c.n.logf("http %s %s%s -> %s (%s)", r.Method, r.URL.Host, r.URL.EscapedPath(), status, ms(time.Since(start)))
 	return resp, err
 }
 
@@ -218,7 +220,11 @@ func (n *Net) Probe(ctx context.Context, u *url.URL) (EndpointReport, error) {
 		rep.TLS = time.Since(t2)
 		rep.TLSVer = tls.VersionName(tc.ConnectionState().Version)
 		conn = tc
-	} else if isTLSServer(ctx, conn, host) {
+	} else if tlsServer, err := isTLSServer(ctx, conn, host); err != nil {
+		conn.Close()
+		return rep, &Error{Op: op, Kind: KindTimeout, Msg: op + ": connected, but the endpoint did not answer an HTTP request (" + err.Error() + ")",
+			Fix: "the server accepts connections but hangs: check it is an object store and healthy (a TLS port behind http:// also looks like this)"}
+	} else if tlsServer {
 		conn.Close()
 		return rep, &Error{Op: op, Kind: KindTLS, Msg: op + ": the endpoint speaks TLS but endpointURL says http://",
 			Fix: "use https:// in endpointURL (and endpointCA if the certificate is private)"}
@@ -237,30 +243,33 @@ func (n *Net) Probe(ctx context.Context, u *url.URL) (EndpointReport, error) {
 	return rep, nil
 }
 
-// isTLSServer sends a minimal HTTP request and reports whether the answer says the server wants TLS.
-func isTLSServer(ctx context.Context, conn net.Conn, host string) bool {
-	deadline := time.Now().Add(3 * time.Second)
+// isTLSServer sends a minimal HTTP request and reports whether the answer says the server wants
+// TLS. An endpoint that does not answer within 3 s (or the run's deadline) is an error.
+func isTLSServer(ctx context.Context, conn net.Conn, host string) (bool, error) {
+	start := time.Now()
+	deadline := start.Add(3 * time.Second)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	conn.SetDeadline(deadline)
 	defer conn.SetDeadline(time.Time{})
 	if _, err := fmt.Fprintf(conn, "HEAD / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host); err != nil {
-		return false
+		return false, nil
 	}
 	br := bufio.NewReader(conn)
 	first, err := br.Peek(5)
 	if err != nil && len(first) == 0 {
-		return false
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return false, fmt.Errorf("no answer within %s", time.Since(start).Round(100*time.Millisecond))
+		}
+		return false, nil
 	}
 	if len(first) >= 3 && first[0] == 0x15 && first[1] == 0x03 { // TLS alert record
-		return true
+		return true, nil
 	}
-	line, _ := br.ReadString('\n')
-	if !strings.HasPrefix(line, "HTTP/") {
-		return false
-	}
-	rest := make([]byte, 512)
-	k, _ := br.Read(rest)
-	return strings.Contains(strings.ToLower(string(rest[:k])), "http request to an https server")
+	// Only look at what already arrived: a server may send headers and then stall.
+	buf, _ := br.Peek(br.Buffered())
+	text := strings.ToLower(string(buf))
+	return strings.HasPrefix(text, "http/") && strings.Contains(text, "http request to an https server"), nil
 }

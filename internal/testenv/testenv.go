@@ -202,10 +202,13 @@ func Run(t testing.TB, stdin string, args ...string) Result {
 	return r
 }
 
-// Check runs `check -f - -o json` on a manifest.
+// Check runs `check -f - -o json --verbose` on a manifest and sweeps every output format and the
+// verbose log for the manifest's secret values.
 func Check(t testing.TB, manifest string, extra ...string) Result {
 	t.Helper()
-	return Run(t, manifest, append([]string{"check", "-f", "-", "-o", "json", "--timeout", "30s"}, extra...)...)
+	r := Run(t, manifest, append([]string{"check", "-f", "-", "-o", "json", "--verbose", "--timeout", "30s"}, extra...)...)
+	Sweep(t, manifest, r)
+	return r
 }
 
 // Statuses returns "id=status" for each check of the target with id, in order.
