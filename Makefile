@@ -16,6 +16,7 @@ build:
 
 deps:
 	scripts/install-deps.sh
+	scripts/build-kube.sh
 
 servers: deps
 	scripts/servers.sh start

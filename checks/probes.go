@@ -245,8 +245,7 @@ func runWALArchive(ctx context.Context, r *Run) Result {
 	if r.T.SkipEmptyWALCheck() {
 		return skip("skipped: the Cluster sets %s: enabled", targets.SkipEmptyWALAnnotation)
 	}
-	const max = 10000
-	l, err := r.Store.List(ctx, prefix, "", max)
+	l, err := r.Store.List(ctx, prefix, "", 10000)
 	if err != nil {
 		return errResult(err, "")
 	}
@@ -257,12 +256,30 @@ func runWALArchive(ctx context.Context, r *Run) Result {
 		}
 	}
 	sort.Strings(wals)
-	if len(wals) == 0 {
-		return pass("no WAL under %s: the archive is empty, as a new Cluster needs", prefix)
-	}
 	count := fmt.Sprint(len(wals))
 	if l.Truncated {
 		count = fmt.Sprintf("at least %d", len(wals))
+	}
+	if r.T.Archiving() {
+		// The Cluster already archives here: the archive must not be ahead of its timeline.
+		if len(wals) == 0 {
+			return Result{Status: report.Warn, Message: fmt.Sprintf("the Cluster's status says it archives WAL, but %s holds none", prefix),
+				Remediation: "check the Cluster's ContinuousArchiving condition and the destination it archives to"}
+		}
+		newest := 0
+		for _, w := range wals {
+			newest = max(newest, Timeline(w))
+		}
+		current := r.T.Cluster.Status.TimelineID
+		if current > 0 && newest > current {
+			return Result{Status: report.Fail,
+				Message:     fmt.Sprintf("the archive under %s holds timeline %d, ahead of the Cluster's timeline %d: another cluster writes there", prefix, newest, current),
+				Remediation: "give each Cluster its own serverName or destinationPath"}
+		}
+		return pass("archive in use by this Cluster: %s WAL file(s) under %s, %s – %s, newest timeline %d", count, prefix, wals[0], wals[len(wals)-1], newest)
+	}
+	if len(wals) == 0 {
+		return pass("no WAL under %s: the archive is empty, as a new Cluster needs", prefix)
 	}
 	return Result{
 		Status: report.Fail,

@@ -80,6 +80,7 @@ type Options struct {
 	ReadOnly    bool           // no write, read-back, delete or multipart anywhere
 	Offline     bool           // config and credentials only: no network at all
 	Logf        providers.Logf // --verbose: a line per check and HTTP request (may be nil)
+	Progress    func(done, total, failed int) // called after each target (may be nil)
 	Timeout     time.Duration  // per target
 	Concurrency int            // targets checked at once (<= 0: 8)
 	Now         func() time.Time
@@ -149,6 +150,8 @@ func Execute(ctx context.Context, ts []*targets.Target, o Options) *report.Matri
 	m := &report.Matrix{SchemaVersion: report.SchemaVersion, Targets: make([]*report.Target, len(ts))}
 	sem := make(chan struct{}, o.Concurrency)
 	var wg sync.WaitGroup
+	var pmu sync.Mutex
+	done, failed := 0, 0
 	for i, r := range runs {
 		wg.Add(1)
 		go func() {
@@ -156,6 +159,18 @@ func Execute(ctx context.Context, ts []*targets.Target, o Options) *report.Matri
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			m.Targets[i] = r.execute(ctx)
+			if o.Progress != nil {
+				pmu.Lock()
+				done++
+				for _, c := range m.Targets[i].Checks {
+					if c.Status == report.Fail {
+						failed++
+						break
+					}
+				}
+				o.Progress(done, len(runs), failed)
+				pmu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()

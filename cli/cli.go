@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cnpg-preflight/cnpg-preflight/checks"
+	"github.com/cnpg-preflight/cnpg-preflight/kube"
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 	_ "github.com/cnpg-preflight/cnpg-preflight/providers/azure" // registers the azure provider
@@ -78,11 +79,15 @@ const usage = `cnpg-preflight tells, before backups are turned on, whether Cloud
 (barman-cloud) will really be able to use the object stores a Cluster is configured with.
 
 Usage:
-  cnpg-preflight check -f PATH [-f PATH ...] [flags]
+  cnpg-preflight check -f PATH [-f PATH ...] [flags]     manifests from files
+  cnpg-preflight check --cluster NAME [-n NS] [flags]    one Cluster of a live cluster
+  cnpg-preflight check -n NS | -A [flags]                every Cluster of a namespace / all namespaces
+  cnpg-preflight job --cluster NAME -n NS [flags]        print RBAC + Job manifests to run the check in-cluster
   cnpg-preflight version
 
 Commands:
-  check     read Cluster, ObjectStore and Secret manifests and probe every object-store target
+  check     probe every object-store target of the Clusters (files or a live cluster)
+  job       print ServiceAccount/Role/RoleBinding/Job (or CronJob) manifests for one Cluster
   version   print the version
 
 Run 'cnpg-preflight check --help' for the flags and examples.
@@ -101,6 +106,12 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 		return RunCheck(o, stdin, stdout, stderr)
+	case "job":
+		o, err := parseJob(args[1:], stdout)
+		if err != nil {
+			return err
+		}
+		return RunJob(o, stdin, stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "cnpg-preflight "+version())
 		return nil
@@ -108,7 +119,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		io.WriteString(stdout, usage)
 		return nil
 	}
-	return &UsageError{Msg: fmt.Sprintf("unknown command %q (want check or version; see --help)", args[0])}
+	return &UsageError{Msg: fmt.Sprintf("unknown command %q (want check, job or version; see --help)", args[0])}
 }
 
 func version() string {
@@ -132,16 +143,30 @@ type CheckOptions struct {
 	NoColor     bool
 	Offline     bool
 	Verbose     bool
-	Color       bool // computed: stdout is a terminal and colour is not disabled
+	Kube        kube.Options // live input: --cluster, -A, --kubeconfig, --context (and -n)
+	// TerminationLog receives a short summary when running in a Pod (KUBERNETES_SERVICE_HOST set).
+	TerminationLog string
+	Color          bool // computed: stdout is a terminal and colour is not disabled
+	Progress       bool // computed: stderr is a terminal
 }
 
 const checkHelp = `Usage: cnpg-preflight check -f PATH [-f PATH ...] [flags]
 
+       cnpg-preflight check --cluster NAME [-n NS] | -n NS | -A [flags]
+
 Reads Cluster (postgresql.cnpg.io/v1), ObjectStore (barmancloud.cnpg.io/v1) and Secret (v1)
-objects and checks every object-store target: the backup destination and each external cluster
-used as a recovery or replica source. Sources are only read, never written.
+objects — from files, or from a live cluster with kubectl's connection flags — and checks every
+object-store target: the backup destination and each external cluster used as a recovery or
+replica source. Sources are only read, never written.
 
 Examples:
+  # one Cluster of the current kubectl context, as the database would see its bucket
+  cnpg-preflight check --cluster pg-main -n db
+
+  # every Cluster in every namespace, 16 targets at a time
+  cnpg-preflight check -A --concurrency 16 -o markdown
+
+
   # a Cluster and its Secrets in one file
   cnpg-preflight check -f cluster.yaml -f secrets.yaml
 
@@ -164,7 +189,12 @@ func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
 	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringArrayVarP(&o.Files, "filename", "f", nil, "manifest file, directory (*.yaml, *.yml, *.json) or - for stdin; repeatable")
-	fs.StringVarP(&o.Namespace, "namespace", "n", "default", "namespace of objects that do not name one")
+	fs.StringVarP(&o.Namespace, "namespace", "n", "", "files: namespace of objects that name none (default \"default\"); live: the namespace to read (default: the context's)")
+	fs.StringVar(&o.Kube.Cluster, "cluster", "", "live: check this Cluster")
+	fs.BoolVarP(&o.Kube.AllNamespaces, "all-namespaces", "A", false, "live: check the Clusters of every namespace")
+	fs.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "live: kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the in-cluster config in a Pod)")
+	fs.StringVar(&o.Kube.Context, "context", "", "live: kubeconfig context")
+	fs.StringVar(&o.TerminationLog, "termination-log", "/dev/termination-log", "in a Pod, where the summary for kubectl get pod goes")
 	fs.StringVarP(&o.Output, "output", "o", "table", "output format: table, json, junit or markdown")
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "time limit for all checks of one target")
 	fs.BoolVar(&o.ReadOnly, "read-only", false, "no write, read-back, delete or multipart probe anywhere")
@@ -182,8 +212,18 @@ func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
 	if fs.NArg() > 0 {
 		return nil, &UsageError{Msg: fmt.Sprintf("unexpected argument %q (manifests are given with -f)", fs.Arg(0))}
 	}
-	if len(o.Files) == 0 {
-		return nil, &UsageError{Msg: "no input: give manifests with -f PATH (a file, a directory or - for stdin)"}
+	live := o.Kube.Cluster != "" || o.Kube.AllNamespaces || o.Kube.Kubeconfig != "" || o.Kube.Context != ""
+	switch {
+	case len(o.Files) > 0 && live:
+		return nil, &UsageError{Msg: "-f reads manifest files; --cluster, -A, --kubeconfig and --context read a live cluster: use one or the other"}
+	case len(o.Files) == 0 && !live && o.Namespace == "":
+		return nil, &UsageError{Msg: "no input: give manifests with -f PATH (a file, a directory or - for stdin), or read a live cluster with --cluster NAME, -n NAMESPACE or -A"}
+	case o.Kube.AllNamespaces && o.Kube.Cluster != "":
+		return nil, &UsageError{Msg: "--cluster and -A cannot be combined"}
+	}
+	o.Kube.Namespace = o.Namespace
+	if len(o.Files) > 0 && o.Namespace == "" {
+		o.Namespace = "default"
 	}
 	valid := false
 	for _, f := range report.Formats {
@@ -200,6 +240,7 @@ func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
 	}
 	_, noColorEnv := os.LookupEnv("NO_COLOR")
 	o.Color = !o.NoColor && !noColorEnv && isTerminal(stdout)
+	o.Progress = isTerminal(os.Stderr)
 	return o, nil
 }
 
@@ -212,18 +253,18 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// RunCheck reads the manifests, runs the checks and renders the matrix.
+// RunCheck reads the manifests (or the live cluster), runs the checks and renders the matrix.
 func RunCheck(o *CheckOptions, stdin io.Reader, stdout, stderr io.Writer) error {
-	set, err := manifest.Load(o.Files, stdin, o.Namespace)
+	ctx, stop := signalContext()
+	defer stop()
+	set, lookup, where, err := load(ctx, o, stdin)
 	if err != nil {
 		return err
 	}
-	ts := targets.Build(set, func(ns string) providers.SecretLookup { return targets.SecretsFromSet(set, ns) })
+	ts := targets.Build(set, lookup)
 	if len(ts) == 0 {
-		return &UsageError{Msg: fmt.Sprintf("no Cluster with an object-store configuration found in %s (read %d Cluster(s))", strings.Join(o.Files, ", "), len(set.Clusters))}
+		return &UsageError{Msg: fmt.Sprintf("no Cluster with an object-store configuration found in %s (read %d Cluster(s))", where, len(set.Clusters))}
 	}
-	ctx, stop := signalContext()
-	defer stop()
 	var logf providers.Logf
 	if o.Verbose {
 		var mu sync.Mutex
@@ -234,14 +275,66 @@ func RunCheck(o *CheckOptions, stdin io.Reader, stdout, stderr io.Writer) error 
 			fmt.Fprintf(stderr, "[%6.3fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 		}
 	}
-	m := checks.Execute(ctx, ts, checks.Options{ReadOnly: o.ReadOnly, Offline: o.Offline, Timeout: o.Timeout, Concurrency: o.Concurrency, Logf: logf})
+	var progress func(done, total, failed int)
+	if o.Progress && len(ts) > 1 && !o.Verbose {
+		progress = func(done, total, failed int) {
+			fmt.Fprintf(stderr, "\rchecked %d/%d targets, %d with failures", done, total, failed)
+			if done == total {
+				fmt.Fprint(stderr, "\r\033[K")
+			}
+		}
+	}
+	m := checks.Execute(ctx, ts, checks.Options{ReadOnly: o.ReadOnly, Offline: o.Offline, Timeout: o.Timeout, Concurrency: o.Concurrency, Logf: logf, Progress: progress})
 	if err := report.Render(stdout, m, o.Output, report.Options{Color: o.Color}); err != nil {
 		return err
 	}
+	writeTerminationLog(o.TerminationLog, m)
 	if m.Failed() {
 		return ErrChecksFailed
 	}
 	return nil
+}
+
+// load reads the input: manifest files, or a live cluster (Clusters, their ObjectStores, and only
+// the Secrets they reference, read lazily).
+func load(ctx context.Context, o *CheckOptions, stdin io.Reader) (*manifest.Set, func(string) providers.SecretLookup, string, error) {
+	if len(o.Files) > 0 {
+		set, err := manifest.Load(o.Files, stdin, o.Namespace)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return set, func(ns string) providers.SecretLookup { return targets.SecretsFromSet(set, ns) }, strings.Join(o.Files, ", "), nil
+	}
+	c, err := kube.New(o.Kube)
+	if err != nil {
+		return nil, nil, "", &UsageError{Msg: err.Error()}
+	}
+	set, err := c.Load(ctx, o.Kube)
+	if err != nil {
+		return nil, nil, "", &UsageError{Msg: err.Error()}
+	}
+	where := "namespace " + c.Namespace
+	switch {
+	case o.Kube.AllNamespaces:
+		where = "any namespace"
+	case o.Kube.Cluster != "":
+		where = "Cluster " + c.Namespace + "/" + o.Kube.Cluster
+	}
+	return set, func(ns string) providers.SecretLookup { return c.Secrets(ctx, ns) }, where, nil
+}
+
+// writeTerminationLog puts a summary (under 4 KiB) where Kubernetes shows it as the container's
+// termination message, when running in a Pod.
+func writeTerminationLog(path string, m *report.Matrix) {
+	if path == "" || os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	f.WriteString(report.Brief(m, 4000))
 }
 
 // signalContext is cancelled, with the signal as cause, on SIGINT or SIGTERM.

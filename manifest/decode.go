@@ -50,16 +50,21 @@ func (e *InputError) Error() string {
 	return b.String()
 }
 
+// LivePrefix starts the "file" name of objects read from a live cluster (no line numbers then).
+const LivePrefix = "live "
+
 // Set is everything read from the inputs.
 type Set struct {
 	Clusters     []*Cluster
 	ObjectStores []*ObjectStore
 	Secrets      map[string]*Secret // by namespace/name
-	files        int
+	// Problems are objects that could not be read from a live cluster, by "Kind namespace/name".
+	Problems map[string]string
+	files    int
 }
 
 // NewSet returns an empty Set.
-func NewSet() *Set { return &Set{Secrets: map[string]*Secret{}} }
+func NewSet() *Set { return &Set{Secrets: map[string]*Secret{}, Problems: map[string]string{}} }
 
 // Secret returns the Secret namespace/name, or nil.
 func (s *Set) Secret(namespace, name string) *Secret { return s.Secrets[namespace+"/"+name] }

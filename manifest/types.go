@@ -216,3 +216,26 @@ type Secret struct {
 	Data   map[string][]byte
 	Origin Origin
 }
+
+// SecretRefs returns every Secret reference of the configuration (credentials and endpointCA).
+func (b *BarmanObjectStore) SecretRefs() []*SecretKeySelector {
+	var out []*SecretKeySelector
+	add := func(refs ...*SecretKeySelector) {
+		for _, r := range refs {
+			if r != nil && r.Name != "" {
+				out = append(out, r)
+			}
+		}
+	}
+	add(b.EndpointCA)
+	if s := b.S3Credentials; s != nil {
+		add(s.AccessKeyID, s.SecretAccessKey, s.Region, s.SessionToken)
+	}
+	if a := b.AzureCredentials; a != nil {
+		add(a.ConnectionString, a.StorageAccount, a.StorageKey, a.StorageSasToken)
+	}
+	if g := b.GoogleCredentials; g != nil {
+		add(g.ApplicationCredentials)
+	}
+	return out
+}

@@ -276,3 +276,29 @@ func JUnit(w io.Writer, m *Matrix) error {
 }
 
 func secs(ms int64) string { return fmt.Sprintf("%.3f", float64(ms)/1000) }
+
+// Brief is a short plain-text verdict of at most max bytes (for a Pod's termination message).
+func Brief(m *Matrix, max int) string {
+	var b strings.Builder
+	verdict := "PASS"
+	if m.Failed() {
+		verdict = "FAIL"
+	}
+	s := m.Summary
+	fmt.Fprintf(&b, "cnpg-preflight %s: %d target(s), %d passed, %d failed, %d warnings, %d skipped\n", verdict, s.Targets, s.Pass, s.Fail, s.Warn, s.Skip)
+	for _, t := range m.Targets {
+		for _, c := range t.Checks {
+			if c.Status == Fail {
+				fmt.Fprintf(&b, "%s %s: %s\n", t.ID, c.ID, c.Message)
+			}
+		}
+		for _, k := range t.Leftovers {
+			fmt.Fprintf(&b, "%s: probe object left behind: %s\n", t.ID, k)
+		}
+	}
+	out := b.String()
+	if len(out) > max {
+		out = out[:max-4] + "...\n"
+	}
+	return out
+}

@@ -77,6 +77,11 @@ func SecretsFromSet(set *manifest.Set, namespace string) providers.SecretLookup 
 	}
 }
 
+// NoSecrets is a lookup for building targets without reading Secrets.
+func NoSecrets(string) providers.SecretLookup {
+	return func(name, key string) ([]byte, error) { return nil, fmt.Errorf("not read") }
+}
+
 var retentionRE = regexp.MustCompile(`^[1-9][0-9]*[dwm]$`)
 
 // Build returns the targets of every Cluster in set, sorted by namespace, name and role.
@@ -105,12 +110,18 @@ func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretL
 		}
 		for _, is := range c.Issues {
 			if strings.HasPrefix(is.Path, field+".") {
-				msg := fmt.Sprintf("%s (line %d)", is.Msg, is.Line)
+				msg := is.Msg
+				if !strings.HasPrefix(c.Origin.File, manifest.LivePrefix) {
+					msg += fmt.Sprintf(" (line %d)", is.Line)
+				}
 				if strings.Contains(is.Msg, `"endpointURL"`) && conf != nil && conf.EndpointURL == "" {
 					msg += "; without endpointURL barman-cloud sends every request to AWS S3"
 				}
 				t.Findings = append(t.Findings, providers.Failf(is.Path, "fix the field name (names are case-sensitive)", "%s", msg))
 			}
+		}
+		if conf != nil {
+			t.Findings = append(t.Findings, identityFindings(c, field, conf)...)
 		}
 		out = append(out, t)
 		return t
@@ -207,6 +218,9 @@ func pluginTarget(set *manifest.Set, c *manifest.Cluster, add addFunc, role, sou
 	if os == nil {
 		t := add(role, source, path, nil, serverName)
 		msg := fmt.Sprintf("ObjectStore %s/%s not found", c.Meta.Namespace, name)
+		if p := set.Problems["ObjectStore "+c.Meta.Namespace+"/"+name]; p != "" {
+			msg = p
+		}
 		for _, o := range set.ObjectStores {
 			if o.Meta.Name == name {
 				msg += fmt.Sprintf(" (there is one in namespace %q, but the plugin only reads the Cluster's namespace)", o.Meta.Namespace)
@@ -224,7 +238,11 @@ func pluginTarget(set *manifest.Set, c *manifest.Cluster, add addFunc, role, sou
 	}
 	for _, is := range os.Issues {
 		full := fmt.Sprintf("ObjectStore %s: %s", name, is.Path)
-		t.Findings = append(t.Findings, providers.Failf(full, "fix the field name (names are case-sensitive)", "%s (%s line %d)", is.Msg, os.Origin.File, is.Line))
+		where := fmt.Sprintf(" (%s line %d)", os.Origin.File, is.Line)
+		if strings.HasPrefix(os.Origin.File, manifest.LivePrefix) {
+			where = ""
+		}
+		t.Findings = append(t.Findings, providers.Failf(full, "fix the field name (names are case-sensitive)", "%s%s", is.Msg, where))
 	}
 	if conf.ServerName != "" {
 		t.Findings = append(t.Findings, providers.Failf(field+".serverName", "remove serverName from the ObjectStore; set it in the Cluster's plugin parameters.serverName",
@@ -243,6 +261,48 @@ func sidecarEnv(o *manifest.ObjectStore) []manifest.EnvVar {
 		return nil
 	}
 	return o.Spec.InstanceSidecarConfiguration.Env
+}
+
+// identityFindings: a pod identity (IRSA, Azure workload identity, GKE workload identity) needs
+// its annotation on the Cluster's ServiceAccount, which CNPG takes from serviceAccountTemplate.
+func identityFindings(c *manifest.Cluster, field string, conf *manifest.BarmanObjectStore) []providers.Finding {
+	var ann map[string]string
+	if c.Spec.ServiceAccountTemplate != nil {
+		ann = c.Spec.ServiceAccountTemplate.Metadata.Annotations
+	}
+	check := func(on bool, sub, key, what string) []providers.Finding {
+		if !on || ann[key] != "" {
+			return nil
+		}
+		return []providers.Finding{providers.Warnf(field+"."+sub, fmt.Sprintf("add the annotation %s to spec.serviceAccountTemplate.metadata.annotations", key),
+			"%s is set, but the Cluster's serviceAccountTemplate has no %s annotation: the database pods get %s only through a node or instance identity", sub, key, what)}
+	}
+	var fs []providers.Finding
+	if s := conf.S3Credentials; s != nil {
+		fs = append(fs, check(s.InheritFromIAMRole, "s3Credentials.inheritFromIAMRole", "eks.amazonaws.com/role-arn", "an IAM role (IRSA)")...)
+	}
+	if a := conf.AzureCredentials; a != nil {
+		fs = append(fs, check(a.InheritFromAzureAD || a.UseDefaultAzureCredentials, "azureCredentials", "azure.workload.identity/client-id", "an Azure AD identity (workload identity)")...)
+	}
+	if g := conf.GoogleCredentials; g != nil {
+		fs = append(fs, check(g.GKEEnvironment, "googleCredentials.gkeEnvironment", "iam.gke.io/gcp-service-account", "a Google service account (GKE workload identity)")...)
+	}
+	return fs
+}
+
+// Archiving reports whether a live Cluster's status says it already archives WAL (then its
+// archive is expected to be non-empty).
+func (t *Target) Archiving() bool {
+	st := t.Cluster.Status
+	if st == nil || t.Role != RoleBackup {
+		return false
+	}
+	for _, c := range st.Conditions {
+		if c.Type == "ContinuousArchiving" && c.Status == "True" {
+			return true
+		}
+	}
+	return st.FirstRecoverabilityPoint != "" || st.LastSuccessfulBackup != ""
 }
 
 func nameOr(a, b string) string {

@@ -78,8 +78,8 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
+		_, dir := callerDir()
+		root := filepath.Join(dir, "..", "..")
 		dir, err := os.MkdirTemp("", "pf-bin-")
 		if err != nil {
 			binErr = err
@@ -96,4 +96,10 @@ func Binary(t testing.TB) string {
 		t.Fatalf("building the binary: %v", binErr)
 	}
 	return binPath
+}
+
+// callerDir returns this package's directory.
+func callerDir() (string, string) {
+	_, file, _, _ := runtime.Caller(0)
+	return file, filepath.Dir(file)
 }

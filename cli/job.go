@@ -1,0 +1,278 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/template"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cnpg-preflight/cnpg-preflight/kube"
+	"github.com/cnpg-preflight/cnpg-preflight/manifest"
+	"github.com/cnpg-preflight/cnpg-preflight/targets"
+)
+
+// JobOptions are the flags of the job command.
+type JobOptions struct {
+	Files          []string
+	Namespace      string
+	Kube           kube.Options
+	Image          string
+	ServiceAccount string
+	Schedule       string // a CronJob instead of a Job
+}
+
+const jobHelp = `Usage: cnpg-preflight job --cluster NAME -n NS [--image IMG] [--service-account SA] [--schedule CRON]
+       cnpg-preflight job --cluster NAME -f cluster.yaml [...]
+
+Prints the manifests that run "cnpg-preflight check --cluster NAME" inside Kubernetes with the least
+privilege: a Role granting only get on that Cluster, on the ObjectStores it uses and on the Secrets it
+references (by resourceNames), a RoleBinding, and a Job (or a CronJob with --schedule). By default the
+Job runs as the Cluster's own ServiceAccount (CNPG names it after the Cluster and puts the
+serviceAccountTemplate annotations on it), so the identity tested is the database's: IRSA, Azure and
+GKE workload identity are exercised for real.
+
+Examples:
+  cnpg-preflight job --cluster pg-main -n db | kubectl apply -f -
+  kubectl -n db wait --for=condition=complete job/cnpg-preflight-pg-main --timeout=120s
+  kubectl -n db get pod -l job-name=cnpg-preflight-pg-main -o jsonpath='{..terminated.message}'
+
+  # re-validate every night at 03:00
+  cnpg-preflight job --cluster pg-main -n db --schedule "0 3 * * *" | kubectl apply -f -
+
+Flags:
+`
+
+func parseJob(args []string, stdout io.Writer) (*JobOptions, error) {
+	o := &JobOptions{}
+	fs := pflag.NewFlagSet("job", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.Kube.Cluster, "cluster", "", "the Cluster to check (required)")
+	fs.StringVarP(&o.Namespace, "namespace", "n", "", "the Cluster's namespace (default: the context's, or \"default\" with -f)")
+	fs.StringArrayVarP(&o.Files, "filename", "f", nil, "read the Cluster (and its ObjectStores) from manifests instead of the live cluster")
+	fs.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "kubeconfig file")
+	fs.StringVar(&o.Kube.Context, "context", "", "kubeconfig context")
+	fs.StringVar(&o.Image, "image", "cnpg-preflight:"+version(), "container image of cnpg-preflight (see deploy/Dockerfile)")
+	fs.StringVar(&o.ServiceAccount, "service-account", "", "run as this ServiceAccount (printed with the Cluster's serviceAccountTemplate annotations) instead of the Cluster's own")
+	fs.StringVar(&o.Schedule, "schedule", "", "print a CronJob with this schedule instead of a Job")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			io.WriteString(stdout, jobHelp+fs.FlagUsages())
+			return nil, err
+		}
+		return nil, &UsageError{Msg: err.Error()}
+	}
+	if o.Kube.Cluster == "" {
+		return nil, &UsageError{Msg: "job needs --cluster NAME"}
+	}
+	if fs.NArg() > 0 {
+		return nil, &UsageError{Msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	o.Kube.Namespace = o.Namespace
+	return o, nil
+}
+
+// RunJob prints the manifests for one Cluster.
+func RunJob(o *JobOptions, stdin io.Reader, stdout io.Writer) error {
+	var set *manifest.Set
+	ns := o.Namespace
+	if len(o.Files) > 0 {
+		if ns == "" {
+			ns = "default"
+		}
+		var err error
+		if set, err = manifest.Load(o.Files, stdin, ns); err != nil {
+			return err
+		}
+	} else {
+		c, err := kube.New(o.Kube)
+		if err != nil {
+			return &UsageError{Msg: err.Error()}
+		}
+		ns = c.Namespace
+		if set, err = c.Load(context.Background(), o.Kube); err != nil {
+			return &UsageError{Msg: err.Error()}
+		}
+	}
+	var cl *manifest.Cluster
+	for _, c := range set.Clusters {
+		if c.Meta.Name == o.Kube.Cluster && c.Meta.Namespace == ns {
+			cl = c
+		}
+	}
+	if cl == nil {
+		return &UsageError{Msg: fmt.Sprintf("Cluster %s/%s not found", ns, o.Kube.Cluster)}
+	}
+	m := JobManifests(cl, set, o.Image, o.ServiceAccount, o.Schedule)
+	_, err := io.WriteString(stdout, m)
+	return err
+}
+
+// RBACNames are the names the Role grants get on.
+type RBACNames struct {
+	Cluster      string
+	ObjectStores []string
+	Secrets      []string
+}
+
+// NamesFor collects the ObjectStores and Secrets a Cluster's targets reference.
+func NamesFor(cl *manifest.Cluster, set *manifest.Set) RBACNames {
+	secrets, stores := map[string]bool{}, map[string]bool{}
+	ts := targets.Build(&manifest.Set{Clusters: []*manifest.Cluster{cl}, ObjectStores: set.ObjectStores, Secrets: set.Secrets, Problems: set.Problems}, targets.NoSecrets)
+	for _, t := range ts {
+		if t.Store != nil {
+			stores[t.Store.Meta.Name] = true
+		}
+		if t.Conf == nil {
+			continue
+		}
+		for _, ref := range t.Conf.SecretRefs() {
+			secrets[ref.Name] = true
+		}
+	}
+	for _, p := range cl.Spec.Plugins {
+		if n := p.Parameters["barmanObjectName"]; p.Name == targets.PluginName && n != "" {
+			stores[n] = true
+		}
+	}
+	return RBACNames{Cluster: cl.Meta.Name, ObjectStores: sorted(stores), Secrets: sorted(secrets)}
+}
+
+func sorted(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+var jobTmpl = template.Must(template.New("job").Funcs(template.FuncMap{"q": func(s string) string { return fmt.Sprintf("%q", s) }}).Parse(`{{- if .NewSA}}apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{.SA}}
+  namespace: {{.NS}}
+{{- if .Annotations}}
+  annotations:
+{{- range $k, $v := .Annotations}}
+    {{q $k}}: {{q $v}}
+{{- end}}
+{{- end}}
+---
+{{end -}}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{.Name}}
+  namespace: {{.NS}}
+  labels: {app.kubernetes.io/name: cnpg-preflight, cnpg.io/cluster: {{.Cluster}}}
+rules:
+- apiGroups: [postgresql.cnpg.io]
+  resources: [clusters]
+  verbs: [get]
+  resourceNames: [{{.Cluster}}]
+{{- if .Names.ObjectStores}}
+- apiGroups: [barmancloud.cnpg.io]
+  resources: [objectstores]
+  verbs: [get]
+  resourceNames: [{{range $i, $n := .Names.ObjectStores}}{{if $i}}, {{end}}{{$n}}{{end}}]
+{{- end}}
+{{- if .Names.Secrets}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+  resourceNames: [{{range $i, $n := .Names.Secrets}}{{if $i}}, {{end}}{{$n}}{{end}}]
+{{- end}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{.Name}}
+  namespace: {{.NS}}
+  labels: {app.kubernetes.io/name: cnpg-preflight, cnpg.io/cluster: {{.Cluster}}}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{.Name}}
+subjects:
+- kind: ServiceAccount
+  name: {{.SA}}
+  namespace: {{.NS}}
+---
+{{- if .Schedule}}
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: {{.Name}}
+  namespace: {{.NS}}
+  labels: {app.kubernetes.io/name: cnpg-preflight, cnpg.io/cluster: {{.Cluster}}}
+spec:
+  schedule: {{q .Schedule}}
+  concurrencyPolicy: Forbid
+  successfulJobsHistoryLimit: 3
+  failedJobsHistoryLimit: 3
+  jobTemplate:
+{{- else}}
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{.Name}}
+  namespace: {{.NS}}
+  labels: {app.kubernetes.io/name: cnpg-preflight, cnpg.io/cluster: {{.Cluster}}}
+{{- end}}
+{{.Indent}}spec:
+{{.Indent}}  backoffLimit: 0
+{{.Indent}}  ttlSecondsAfterFinished: 86400
+{{.Indent}}  template:
+{{.Indent}}    metadata:
+{{.Indent}}      labels: {app.kubernetes.io/name: cnpg-preflight, cnpg.io/cluster: {{.Cluster}}}
+{{.Indent}}    spec:
+{{.Indent}}      serviceAccountName: {{.SA}}
+{{.Indent}}      restartPolicy: Never
+{{.Indent}}      securityContext:
+{{.Indent}}        runAsNonRoot: true
+{{.Indent}}        runAsUser: 65532
+{{.Indent}}        runAsGroup: 65532
+{{.Indent}}        seccompProfile: {type: RuntimeDefault}
+{{.Indent}}      containers:
+{{.Indent}}      - name: cnpg-preflight
+{{.Indent}}        image: {{.Image}}
+{{.Indent}}        args: [check, --cluster, {{.Cluster}}, --namespace, {{.NS}}]
+{{.Indent}}        terminationMessagePolicy: File
+{{.Indent}}        resources:
+{{.Indent}}          requests: {cpu: 50m, memory: 64Mi}
+{{.Indent}}          limits: {memory: 256Mi}
+{{.Indent}}        securityContext:
+{{.Indent}}          allowPrivilegeEscalation: false
+{{.Indent}}          readOnlyRootFilesystem: true
+{{.Indent}}          capabilities: {drop: [ALL]}
+`))
+
+// JobManifests renders ServiceAccount (when sa names another one), Role, RoleBinding and Job or CronJob.
+func JobManifests(cl *manifest.Cluster, set *manifest.Set, image, sa, schedule string) string {
+	data := struct {
+		Name, NS, Cluster, SA, Image, Schedule, Indent string
+		NewSA                                          bool
+		Annotations                                    map[string]string
+		Names                                          RBACNames
+	}{Name: "cnpg-preflight-" + cl.Meta.Name, NS: cl.Meta.Namespace, Cluster: cl.Meta.Name, SA: cl.Meta.Name, Image: image, Schedule: schedule,
+		Names: NamesFor(cl, set)}
+	if sa != "" && sa != cl.Meta.Name {
+		data.SA, data.NewSA = sa, true
+		if cl.Spec.ServiceAccountTemplate != nil {
+			data.Annotations = cl.Spec.ServiceAccountTemplate.Metadata.Annotations
+		}
+	}
+	if schedule != "" {
+		data.Indent = "    "
+	}
+	var b strings.Builder
+	if err := jobTmpl.Execute(&b, data); err != nil {
+		panic(err) // the template is static
+	}
+	return b.String()
+}

@@ -1,0 +1,277 @@
+// Package kube reads Clusters, ObjectStores and the referenced Secrets from a live Kubernetes
+// cluster with client-go's dynamic client (no CNPG Go modules, no typed clientset). Objects go
+// through the same strict decoder as files.
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/cnpg-preflight/cnpg-preflight/manifest"
+	"github.com/cnpg-preflight/cnpg-preflight/providers"
+	"github.com/cnpg-preflight/cnpg-preflight/targets"
+)
+
+// Resources read.
+var (
+	ClustersGVR     = schema.GroupVersionResource{Group: "postgresql.cnpg.io", Version: "v1", Resource: "clusters"}
+	ObjectStoresGVR = schema.GroupVersionResource{Group: "barmancloud.cnpg.io", Version: "v1", Resource: "objectstores"}
+	SecretsGVR      = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
+)
+
+// Options select the cluster and the Clusters to read (kubectl's connection flags).
+type Options struct {
+	Kubeconfig    string // --kubeconfig; KUBECONFIG and ~/.kube/config otherwise; in a Pod, the in-cluster config
+	Context       string // --context
+	Namespace     string // -n; "" = the context's namespace
+	AllNamespaces bool   // -A
+	Cluster       string // --cluster NAME
+}
+
+// Error is an API problem that stops the run (exit 2).
+type Error struct{ Msg string }
+
+func (e *Error) Error() string { return e.Msg }
+
+// Client reads from one API server.
+type Client struct {
+	dyn       dynamic.Interface
+	host      string
+	Namespace string // the namespace in effect
+
+	mu      sync.Mutex
+	secrets map[string]*secretResult
+}
+
+type secretResult struct {
+	once sync.Once
+	data map[string][]byte
+	err  error
+}
+
+// New connects using the kubeconfig (or the in-cluster config in a Pod).
+func New(o Options) (*Client, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.Kubeconfig
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context})
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return nil, &Error{Msg: "no Kubernetes connection: " + oneLine(err.Error()) + " (use --kubeconfig or --context, or -f for manifest files)"}
+	}
+	ns := o.Namespace
+	if ns == "" {
+		if ns, _, err = cc.Namespace(); err != nil || ns == "" {
+			ns = "default"
+		}
+	}
+	cfg.UserAgent = "cnpg-preflight"
+	cfg.QPS, cfg.Burst = 50, 100
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, &Error{Msg: "Kubernetes client: " + oneLine(err.Error())}
+	}
+	return &Client{dyn: dyn, host: cfg.Host, Namespace: ns, secrets: map[string]*secretResult{}}, nil
+}
+
+// NewForConfig is New with a ready rest.Config (tests).
+func NewForConfig(cfg *rest.Config, namespace string) (*Client, error) {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{dyn: dyn, host: cfg.Host, Namespace: namespace, secrets: map[string]*secretResult{}}, nil
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// apiError turns an API error into one precise line.
+func (c *Client) apiError(verb, resource, ns, name string, err error) error {
+	what := resource
+	if name != "" {
+		what += " " + fmt.Sprintf("%q", name)
+	}
+	where := ""
+	if ns != "" {
+		where = " in namespace " + ns
+	}
+	switch {
+	case apierrors.IsForbidden(err):
+		return &Error{Msg: fmt.Sprintf("forbidden: the identity may not %s %s%s (RBAC): %s", verb, what, where, oneLine(statusMessage(err)))}
+	case apierrors.IsUnauthorized(err):
+		return &Error{Msg: "unauthorized: the Kubernetes API server rejected the credentials of the kubeconfig or ServiceAccount token"}
+	case apierrors.IsNotFound(err):
+		if strings.Contains(statusMessage(err), "the server could not find the requested resource") {
+			return &Error{Msg: fmt.Sprintf("the API server does not serve %s: is the CRD installed (CloudNativePG / Barman Cloud plugin)?", resource)}
+		}
+		return &Error{Msg: fmt.Sprintf("%s not found%s", strings.TrimSpace(what), where)}
+	}
+	var ue *url.Error
+	var ne net.Error
+	if errors.As(err, &ue) || errors.As(err, &ne) {
+		return &Error{Msg: fmt.Sprintf("cannot reach the Kubernetes API server at %s: %s", c.host, oneLine(rootCause(err)))}
+	}
+	return &Error{Msg: fmt.Sprintf("cannot %s %s%s: %s", verb, what, where, oneLine(err.Error()))}
+}
+
+func statusMessage(err error) string {
+	var se apierrors.APIStatus
+	if errors.As(err, &se) {
+		return se.Status().Message
+	}
+	return err.Error()
+}
+
+func rootCause(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
+
+// Load reads the selected Clusters and the ObjectStores they reference into a Set.
+func (c *Client) Load(ctx context.Context, o Options) (*manifest.Set, error) {
+	set := manifest.NewSet()
+	var clusters []unstructured.Unstructured
+	switch {
+	case o.Cluster != "":
+		u, err := c.dyn.Resource(ClustersGVR).Namespace(c.Namespace).Get(ctx, o.Cluster, metav1.GetOptions{})
+		if err != nil {
+			return nil, c.apiError("get", "clusters.postgresql.cnpg.io", c.Namespace, o.Cluster, err)
+		}
+		clusters = append(clusters, *u)
+	default:
+		ns := c.Namespace
+		if o.AllNamespaces {
+			ns = ""
+		}
+		l, err := c.dyn.Resource(ClustersGVR).Namespace(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, c.apiError("list", "clusters.postgresql.cnpg.io", ns, "", err)
+		}
+		clusters = l.Items
+	}
+	stores := map[string]bool{}
+	for i := range clusters {
+		u := &clusters[i]
+		if err := add(set, u); err != nil {
+			return nil, err
+		}
+		for _, name := range objectStoreNames(u) {
+			stores[u.GetNamespace()+"/"+name] = true
+		}
+	}
+	keys := make([]string, 0, len(stores))
+	for k := range stores {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ns, name, _ := strings.Cut(k, "/")
+		u, err := c.dyn.Resource(ObjectStoresGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			continue // the plugin wiring check names it
+		case err != nil:
+			set.Problems["ObjectStore "+k] = c.apiError("get", "objectstores.barmancloud.cnpg.io", ns, name, err).Error()
+			continue
+		}
+		if err := add(set, u); err != nil {
+			return nil, err
+		}
+	}
+	return set, nil
+}
+
+// add feeds one live object through the file decoder (same strictness, same messages).
+func add(set *manifest.Set, u *unstructured.Unstructured) error {
+	unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
+	b, err := json.Marshal(u.Object)
+	if err != nil {
+		return err
+	}
+	return set.Add(manifest.LivePrefix+u.GetKind()+" "+u.GetNamespace()+"/"+u.GetName(), b, u.GetNamespace())
+}
+
+// objectStoreNames lists the ObjectStores a Cluster references through the plugin.
+func objectStoreNames(u *unstructured.Unstructured) []string {
+	var out []string
+	plugins, _, _ := unstructured.NestedSlice(u.Object, "spec", "plugins")
+	for _, p := range plugins {
+		if m, ok := p.(map[string]any); ok && m["name"] == targets.PluginName {
+			if n, _, _ := unstructured.NestedString(m, "parameters", "barmanObjectName"); n != "" {
+				out = append(out, n)
+			}
+		}
+	}
+	ecs, _, _ := unstructured.NestedSlice(u.Object, "spec", "externalClusters")
+	for _, ec := range ecs {
+		if m, ok := ec.(map[string]any); ok {
+			if name, _, _ := unstructured.NestedString(m, "plugin", "name"); name == targets.PluginName {
+				if n, _, _ := unstructured.NestedString(m, "plugin", "parameters", "barmanObjectName"); n != "" {
+					out = append(out, n)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Secrets returns a lookup that GETs each referenced Secret once (never a list of all Secrets).
+func (c *Client) Secrets(ctx context.Context, namespace string) providers.SecretLookup {
+	return func(name, key string) ([]byte, error) {
+		c.mu.Lock()
+		r := c.secrets[namespace+"/"+name]
+		if r == nil {
+			r = &secretResult{}
+			c.secrets[namespace+"/"+name] = r
+		}
+		c.mu.Unlock()
+		r.once.Do(func() {
+			u, err := c.dyn.Resource(SecretsGVR).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				if apierrors.IsNotFound(err) {
+					r.err = fmt.Errorf("Secret %s/%s not found", namespace, name)
+				} else {
+					r.err = c.apiError("get", "secrets", namespace, name, err)
+				}
+				return
+			}
+			set := manifest.NewSet()
+			unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
+			b, _ := json.Marshal(u.Object)
+			if err := set.Add(manifest.LivePrefix+"Secret "+namespace+"/"+name, b, namespace); err != nil {
+				r.err = err
+				return
+			}
+			if s := set.Secret(namespace, name); s != nil {
+				r.data = s.Data
+			}
+		})
+		if r.err != nil {
+			return nil, r.err
+		}
+		v, ok := r.data[key]
+		if !ok {
+			return nil, fmt.Errorf("Secret %s/%s has no key %q", namespace, name, key)
+		}
+		return v, nil
+	}
+}
