@@ -77,12 +77,12 @@ var Registry = []Check{
 
 // Options for a run.
 type Options struct {
-	ReadOnly    bool           // no write, read-back, delete or multipart anywhere
-	Offline     bool           // config and credentials only: no network at all
-	Logf        providers.Logf // --verbose: a line per check and HTTP request (may be nil)
+	ReadOnly    bool                          // no write, read-back, delete or multipart anywhere
+	Offline     bool                          // config and credentials only: no network at all
+	Logf        providers.Logf                // --verbose: a line per check and HTTP request (may be nil)
 	Progress    func(done, total, failed int) // called after each target (may be nil)
-	Timeout     time.Duration  // per target
-	Concurrency int            // targets checked at once (<= 0: 8)
+	Timeout     time.Duration                 // per target
+	Concurrency int                           // targets checked at once (<= 0: 8)
 	Now         func() time.Time
 }
 

@@ -100,10 +100,10 @@ func TestBadInputMadeAtRunTime(t *testing.T) {
 		{"directory without manifests", []string{"check", "-f", empty}, "cnpg-preflight: " + empty + ": directory holds no *.yaml, *.yml or *.json file"},
 		{"same Cluster in two files", []string{"check", "-f", dup}, "cnpg-preflight: " + filepath.Join(dup, "b.yaml") + ":1: metadata.name: Cluster db/pg is defined twice (first in " + filepath.Join(dup, "a.yaml") + ":1)"},
 		{"unknown flag", []string{"check", "--nope"}, "cnpg-preflight: unknown flag: --nope"},
-		{"no input", []string{"check"}, "cnpg-preflight: no input: give manifests with -f PATH (a file, a directory or - for stdin)"},
+		{"no input", []string{"check"}, "cnpg-preflight: no input: give manifests with -f PATH (a file, a directory or - for stdin), or read a live cluster with --cluster NAME, -n NAMESPACE or -A"},
 		{"bad output", []string{"check", "-f", "x", "-o", "yaml"}, `cnpg-preflight: unknown output format "yaml" (want table, json, junit or markdown)`},
 		{"bad timeout", []string{"check", "-f", "x", "--timeout", "soon"}, `cnpg-preflight: invalid argument "soon" for "--timeout" flag: must be a duration like "30s" or "5m"`},
-		{"unknown command", []string{"lint"}, `cnpg-preflight: unknown command "lint" (want check or version; see --help)`},
+		{"unknown command", []string{"lint"}, `cnpg-preflight: unknown command "lint" (want check, job or version; see --help)`},
 		{"stray argument", []string{"check", "-f", "x", "extra"}, `cnpg-preflight: unexpected argument "extra" (manifests are given with -f)`},
 	}
 	if os.Geteuid() != 0 { // root reads everything

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func TestJobManifestsDefaultServiceAccount(t *testing.T) {
+	code, out, stderr := runCLI(t, "job", "--cluster", "plugin-recovery", "-n", "db", "-f", "../testdata/clusters", "--image", "img:1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var kinds []string
+	dec := yaml.NewDecoder(strings.NewReader(out))
+	for {
+		var doc map[string]any
+		if dec.Decode(&doc) != nil {
+			break
+		}
+		kinds = append(kinds, doc["kind"].(string))
+	}
+	if strings.Join(kinds, ",") != "Role,RoleBinding,Job" {
+		t.Errorf("kinds %v (the Cluster's own ServiceAccount exists: none must be printed)", kinds)
+	}
+	for _, want := range []string{"name: plugin-recovery\n  namespace: db\n---", "serviceAccountName: plugin-recovery", "resourceNames: [store]", "resourceNames: [s3-creds]", "image: img:1", "args: [check, --cluster, plugin-recovery, --namespace, db]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("manifests lack %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "list") {
+		t.Error("the Role must not grant list")
+	}
+}
+
+func TestTerminationLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "termination-log")
+	os.WriteFile(path, nil, 0o644)
+	t.Setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+	code, _, _ := runCLI(t, "check", "--offline", "-f", "../testdata/bad/57-unknown-field-endpointUrl.yaml", "--termination-log", path)
+	b, _ := os.ReadFile(path)
+	if code != 1 || !strings.HasPrefix(string(b), "cnpg-preflight FAIL: 1 target(s)") || !strings.Contains(string(b), "default/pg/backup config: ") || len(b) > 4096 {
+		t.Errorf("exit %d, termination log:\n%s", code, b)
+	}
+}
