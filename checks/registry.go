@@ -277,6 +277,7 @@ func (r *Run) execute(parent context.Context) *report.Target {
 	}
 	out.Leftovers = r.cleanup(budget)
 	if r.Net != nil {
+		out.Requests = r.Net.Requests()
 		r.Net.Close()
 	}
 	if r.Store != nil {

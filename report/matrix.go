@@ -41,6 +41,7 @@ type Target struct {
 	Endpoint        string     `json:"endpoint"`
 	Checks          []Check    `json:"checks"`
 	Leftovers       []string   `json:"leftovers,omitempty"` // probe objects that could not be deleted
+	Requests        int64      `json:"requests"`            // HTTP requests made to the object store
 }
 
 // Check is one cell of the matrix.

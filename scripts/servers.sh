@@ -163,12 +163,22 @@ ENV
 }
 
 stop() {
+  local pids=()
   for f in "$RUN"/*.pid; do
     [ -f "$f" ] || continue
+    pids+=("$(cat "$f")")
     kill "$(cat "$f")" 2>/dev/null || true
     rm -f "$f"
   done
-  rm -f "$RUN/servers.env"
+  # wait until they are gone (ports free); SIGKILL what is still there after 5 s
+  for _ in $(seq 1 50); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$RUN/servers.env" "$RUN/etcd"
   log "stopped"
 }
 
