@@ -11,6 +11,11 @@ SERVERS_ENV := $(CNPG_PREFLIGHT_RUN)/servers.env
 
 .PHONY: build deps servers servers-stop test unit demo fuzz bench clean
 
+# Benchmarks against the local servers: bench/results/results.json and summary.md.
+bench: build servers
+	scripts/install-deps.sh awscli
+	CNPG_PREFLIGHT_SERVERS=$(SERVERS_ENV) $(GO) run ./bench $(BIN)
+
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cnpg-preflight
 

@@ -2,7 +2,8 @@
 # Installs the pinned servers and clients the integration tests and `make demo` use.
 # Idempotent: a tool already built at the pinned version is kept. Everything lands in $TOOLS
 # (default ~/.cache/cnpg-preflight/tools) so repeated runs and CI on the same machine reuse it.
-# Usage: scripts/install-deps.sh [minio mc versitygw azurite fake-gcs barman]   (default: all)
+# Usage: scripts/install-deps.sh [minio mc versitygw azurite fake-gcs barman awscli]
+#        (default: all but awscli, which only make bench needs)
 set -euo pipefail
 
 TOOLS=${CNPG_PREFLIGHT_TOOLS:-$HOME/.cache/cnpg-preflight/tools}
@@ -48,6 +49,13 @@ for t in "${targets[@]}"; do
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -qq >/dev/null
       apt-get install -y -qq --no-install-recommends barman-cli-cloud python3-boto3 python3-azure python3-psycopg2 postgresql-15 >/dev/null
+    fi ;;
+  awscli)
+    if ! command -v aws >/dev/null; then
+      log "installing awscli (apt, for make bench)"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq >/dev/null
+      apt-get install -y -qq --no-install-recommends awscli >/dev/null
     fi ;;
   *) echo "install-deps: unknown tool $t" >&2; exit 2 ;;
   esac
