@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 	"github.com/cnpg-preflight/cnpg-preflight/report"
@@ -208,33 +209,60 @@ func runDelete(ctx context.Context, r *Run) Result {
 	return pass("deleted %s and confirmed it is gone", r.ProbeKey)
 }
 
+// bigParts holds one read-only buffer per part size, shared by every target.
+var bigParts sync.Map // int -> []byte
+
+func bigPart(size int) []byte {
+	if b, ok := bigParts.Load(size); ok {
+		return b.([]byte)
+	}
+	line := []byte("cnpg-preflight multipart probe, safe to delete\n")
+	b := bytes.Repeat(line, size/len(line)+1)[:size]
+	v, _ := bigParts.LoadOrStore(size, b)
+	return v.([]byte)
+}
+
+// runMultipart uploads the parts while write/read/delete run, then completes (and deletes) the
+// object if delete passed, or aborts it: without delete rights a completed object would stay.
 func runMultipart(ctx context.Context, r *Run) Result {
 	var b [6]byte
 	rand.Read(b[:])
 	key := r.Loc.Base() + ProbePrefix + r.Opts.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:]) + "-multipart"
-	first := make([]byte, r.Store.MinPartSize())
-	rand.Read(first[:64])
-	parts := [][]byte{first, []byte("cnpg-preflight multipart probe, safe to delete\n")}
-	size := len(first) + len(parts[1])
-	// Without delete rights a completed upload would be left behind: upload the parts, then abort.
-	complete := r.status(Delete) == report.Pass
-	if complete {
-		r.track(key, true)
+	parts := [][]byte{bigPart(r.Store.MinPartSize()), []byte("cnpg-preflight multipart probe, safe to delete\n")}
+	size := float64(len(parts[0])+len(parts[1])) / (1 << 20)
+	const fix = "allow multipart uploads under %s: base backups above 100 MiB use them"
+	up, err := r.Store.StartMultipart(ctx, key, parts, putOptions(r))
+	if up != nil {
+		r.trackUpload(key, up) // cleanup aborts it if this check cannot finish
 	}
-	if err := r.Store.Multipart(ctx, key, parts, putOptions(r), complete); err != nil {
+	if err != nil {
+		return errResult(err, fmt.Sprintf(fix, r.Loc.Base()))
+	}
+	select {
+	case <-r.done[Delete]:
+	case <-ctx.Done():
+		return Result{Status: report.Fail, Message: "multipart upload started; " + stopReason(ctx) + " before it could be finished"}
+	}
+	if r.status(Delete) != report.Pass {
+		if err := up.Abort(ctx); err != nil {
+			return errResult(err, fmt.Sprintf(fix, r.Loc.Base()))
+		}
+		r.trackUpload(key, nil)
+		return pass("uploaded %d parts (%.1f MiB) and aborted the upload without completing it (delete did not pass, so a completed object could not be removed)", len(parts), size)
+	}
+	r.track(key, true)
+	if err := up.Complete(ctx); err != nil {
 		if !uncertain(err) {
 			r.track(key, false)
 		}
-		return errResult(err, "allow multipart uploads under "+r.Loc.Base()+": base backups above 100 MiB use them")
+		return errResult(err, fmt.Sprintf(fix, r.Loc.Base())) // cleanup aborts the upload
 	}
-	if !complete {
-		return pass("uploaded %d parts (%.1f MiB) and aborted the upload without completing it (delete did not pass, so a completed object could not be removed)", len(parts), float64(size)/(1<<20))
-	}
+	r.trackUpload(key, nil)
 	if err := r.Store.Delete(ctx, key); err != nil {
 		return errResult(err, "")
 	}
 	r.track(key, false)
-	return pass("uploaded %d parts (%.1f MiB) as one object, then deleted it", len(parts), float64(size)/(1<<20))
+	return pass("uploaded %d parts (%.1f MiB) as one object, then deleted it", len(parts), size)
 }
 
 func runWALArchive(ctx context.Context, r *Run) Result {

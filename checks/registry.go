@@ -70,7 +70,7 @@ var Registry = []Check{
 	{ID: Write, Requires: []string{Bucket}, Writes: true, Run: runWrite},
 	{ID: Read, Requires: []string{Bucket}, After: []string{Write, List}, Run: runRead},
 	{ID: Delete, Requires: []string{Write}, After: []string{Read}, Writes: true, Run: runDelete},
-	{ID: Multipart, Requires: []string{Bucket}, After: []string{Delete}, Writes: true, Run: runMultipart},
+	{ID: Multipart, Requires: []string{Bucket}, Writes: true, Run: runMultipart}, // waits for delete's verdict itself
 	{ID: Backups, Requires: []string{Bucket}, Run: runBackups},
 	{ID: WALArchive, Requires: []string{Bucket}, After: []string{Backups}, Run: runWALArchive},
 }
@@ -104,9 +104,11 @@ type Run struct {
 
 	mu      sync.Mutex
 	results map[string]*report.Check
-	blocked map[string]string // check ID -> why its dependents skip
-	proceed map[string]bool   // check IDs that failed but let dependents run
-	pending map[string]bool   // probe keys that may exist in the store
+	blocked map[string]string           // check ID -> why its dependents skip
+	done    map[string]chan struct{}    // closed when a check has its result
+	proceed map[string]bool             // check IDs that failed but let dependents run
+	pending map[string]bool             // probe keys that may exist in the store
+	uploads map[string]providers.Upload // multipart uploads started and not finished, by key
 	crossFs []providers.Finding
 }
 
@@ -117,6 +119,16 @@ func (r *Run) status(id string) report.Status {
 		return c.Status
 	}
 	return ""
+}
+
+func (r *Run) trackUpload(key string, up providers.Upload) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if up != nil {
+		r.uploads[key] = up
+	} else {
+		delete(r.uploads, key)
+	}
 }
 
 func (r *Run) track(key string, present bool) {
@@ -185,7 +197,7 @@ func Execute(ctx context.Context, ts []*targets.Target, o Options) *report.Matri
 }
 
 func newRun(t *targets.Target, o Options) *Run {
-	r := &Run{T: t, Opts: o, results: map[string]*report.Check{}, pending: map[string]bool{}, blocked: map[string]string{}, proceed: map[string]bool{}}
+	r := &Run{T: t, Opts: o, results: map[string]*report.Check{}, pending: map[string]bool{}, uploads: map[string]providers.Upload{}, blocked: map[string]string{}, proceed: map[string]bool{}}
 	if t.Conf != nil {
 		r.PT = t.ProviderTarget()
 		r.PT.Offline = o.Offline
@@ -246,6 +258,7 @@ func (r *Run) execute(parent context.Context) *report.Target {
 	for _, c := range Registry {
 		done[c.ID] = make(chan struct{})
 	}
+	r.done = done
 	var wg sync.WaitGroup
 	for _, c := range Registry {
 		wg.Add(1)
@@ -292,7 +305,13 @@ func (r *Run) execute(parent context.Context) *report.Target {
 }
 
 // decide runs c unless a prerequisite failed, the target is read-only for it, or the run ended.
-func (r *Run) decide(ctx context.Context, c Check) Result {
+// A panic in a check becomes a failure of that check, never a crash with a stack trace.
+func (r *Run) decide(ctx context.Context, c Check) (res Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = Result{Status: report.Fail, Message: fmt.Sprintf("internal error in check %s: %v (please report it)", c.ID, p)}
+		}
+	}()
 	for _, d := range c.Requires {
 		r.mu.Lock()
 		why, proceed := r.blocked[d], r.proceed[d]
@@ -321,7 +340,7 @@ func (r *Run) decide(ctx context.Context, c Check) Result {
 	if r.Opts.Logf != nil {
 		r.Opts.Logf("%s: %s: start", r.T.ID, c.ID)
 	}
-	res := c.Run(ctx, r)
+	res = c.Run(ctx, r)
 	if ctx.Err() != nil && res.Status == report.Fail {
 		res.Message = fmt.Sprintf("%s during %s: %s", stopReason(ctx), c.ID, res.Message)
 	}
@@ -346,12 +365,29 @@ func (r *Run) cleanup(budget time.Duration) []string {
 	for k := range r.pending {
 		keys = append(keys, k)
 	}
+	uploads := make(map[string]providers.Upload, len(r.uploads))
+	for k, u := range r.uploads {
+		uploads[k] = u
+	}
 	r.mu.Unlock()
-	if len(keys) == 0 || r.Store == nil {
+	if (len(keys) == 0 && len(uploads) == 0) || r.Store == nil {
 		return nil
 	}
 	var left []string
 	deadline := time.Now().Add(budget)
+	for k, u := range uploads {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		if err := u.Abort(ctx); err != nil {
+			if c, ok := u.(interface{ Confirmed() bool }); ok && !c.Confirmed() {
+				left = append(left, "possibly an incomplete multipart upload of "+k+" (its creation was not confirmed)")
+			} else {
+				left = append(left, "incomplete multipart upload of "+k)
+			}
+		} else {
+			r.trackUpload(k, nil)
+		}
+		cancel()
+	}
 	for _, k := range keys {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		err := r.Store.Delete(ctx, k)

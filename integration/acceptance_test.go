@@ -164,16 +164,27 @@ func TestStoreAcceptance(t *testing.T) {
 				t.Errorf("Get after delete: kind %s (%v)", providers.KindOf(err), err)
 			}
 			parts := [][]byte{bytes.Repeat([]byte("p"), s.MinPartSize()), []byte("tail")}
-			if err := s.Multipart(ctx, "acc/pg/mp", parts, providers.PutOptions{}, true); err != nil {
-				t.Fatalf("Multipart: %v", err)
+			up, err := s.StartMultipart(ctx, "acc/pg/mp", parts, providers.PutOptions{})
+			if err != nil {
+				t.Fatalf("StartMultipart: %v", err)
+			}
+			if ok, _ := s.Exists(ctx, "acc/pg/mp"); ok {
+				t.Error("the object exists before Complete")
+			}
+			if err := up.Complete(ctx); err != nil {
+				t.Fatalf("Complete: %v", err)
 			}
 			got, err = s.Get(ctx, "acc/pg/mp")
 			if err != nil || len(got) != s.MinPartSize()+4 || string(got[len(got)-4:]) != "tail" {
 				t.Errorf("multipart object: %d bytes, %v", len(got), err)
 			}
 			s.Delete(ctx, "acc/pg/mp")
-			if err := s.Multipart(ctx, "acc/pg/mp2", parts, providers.PutOptions{}, false); err != nil {
-				t.Errorf("Multipart without completing: %v", err)
+			up, err = s.StartMultipart(ctx, "acc/pg/mp2", parts, providers.PutOptions{})
+			if err != nil {
+				t.Fatalf("StartMultipart: %v", err)
+			}
+			if err := up.Abort(ctx); err != nil {
+				t.Errorf("Abort: %v", err)
 			}
 			if ok, _ := s.Exists(ctx, "acc/pg/mp2"); ok {
 				t.Error("an uncompleted multipart upload left an object")

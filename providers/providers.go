@@ -145,12 +145,21 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	// Exists reports whether key exists (after a delete, it must not).
 	Exists(ctx context.Context, key string) (bool, error)
-	// Multipart uploads parts as one object, the way base backups are uploaded; on failure it
-	// aborts the upload so nothing is left behind. With complete false the parts are uploaded
-	// and the upload is then aborted (used when the object could not be deleted afterwards).
-	Multipart(ctx context.Context, key string, parts [][]byte, opts PutOptions, complete bool) error
+	// StartMultipart begins a multipart upload of key and uploads every part (concurrently where
+	// the protocol allows), the way base backups are uploaded; it does not complete it. On failure
+	// it aborts what it started, so nothing is left behind; when even that fails it returns the
+	// Upload with the error, for the caller to abort later. Parts are only read.
+	StartMultipart(ctx context.Context, key string, parts [][]byte, opts PutOptions) (Upload, error)
 	// MinPartSize is the smallest size a non-final part may have.
 	MinPartSize() int
+}
+
+// Upload is a multipart upload whose parts are uploaded.
+type Upload interface {
+	// Complete assembles the parts into the object.
+	Complete(ctx context.Context) error
+	// Abort discards the parts.
+	Abort(ctx context.Context) error
 }
 
 // Driver is one provider.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -408,28 +409,50 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	return false, e
 }
 
-// Multipart stages the parts as blocks and commits the block list (how large blobs are uploaded).
-// Azure cannot abort: uncommitted blocks are invisible and discarded by the service after 7 days.
-func (s *Store) Multipart(ctx context.Context, key string, parts [][]byte, o providers.PutOptions, complete bool) error {
+// StartMultipart stages the parts as blocks, concurrently (how large blobs are uploaded).
+func (s *Store) StartMultipart(ctx context.Context, key string, parts [][]byte, o providers.PutOptions) (providers.Upload, error) {
 	bb := s.c.NewBlockBlobClient(key)
-	var ids []string
+	ids := make([]string, len(parts))
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
 	for i, p := range parts {
-		id := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("cnpg-preflight-%06d", i)))
-		if _, err := bb.StageBlock(ctx, id, body(p), nil); err != nil {
-			return s.classify("PutBlock", err)
+		ids[i] = base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("cnpg-preflight-%06d", i)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := bb.StageBlock(ctx, ids[i], body(p), nil); err != nil {
+				errs[i] = s.classify("PutBlock", err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err // uncommitted blocks are invisible and discarded by Azure after 7 days
 		}
-		ids = append(ids, id)
 	}
-	if !complete {
-		return nil
-	}
-	opts := &blockblob.CommitBlockListOptions{}
-	if len(o.Tags) > 0 {
-		opts.Tags = o.Tags
-	}
-	_, err := bb.CommitBlockList(ctx, ids, opts)
-	return s.classifyOrNil("PutBlockList", err)
+	return &blockUpload{s: s, bb: bb, ids: ids, tags: o.Tags}, nil
 }
+
+type blockUpload struct {
+	s    *Store
+	bb   *blockblob.Client
+	ids  []string
+	tags map[string]string
+}
+
+// Complete commits the block list.
+func (u *blockUpload) Complete(ctx context.Context) error {
+	opts := &blockblob.CommitBlockListOptions{}
+	if len(u.tags) > 0 {
+		opts.Tags = u.tags
+	}
+	_, err := u.bb.CommitBlockList(ctx, u.ids, opts)
+	return u.s.classifyOrNil("PutBlockList", err)
+}
+
+// Abort: Azure cannot abort; uncommitted blocks are invisible and discarded after 7 days.
+func (u *blockUpload) Abort(context.Context) error { return nil }
 
 func (s *Store) classifyOrNil(op string, err error) error {
 	if err == nil {

@@ -293,29 +293,48 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	return false, s.classify("GetObject", err)
 }
 
-// Multipart is a resumable upload sent in one chunk per part. With complete false the upload is
-// cancelled before its last chunk (the session expires unused).
-func (s *Store) Multipart(ctx context.Context, key string, parts [][]byte, o providers.PutOptions, complete bool) error {
+// StartMultipart starts a resumable upload and hands it every part but the last, one chunk each
+// (resumable chunks go in order; the JSON API sends a chunk once it knows whether it is the last).
+// Complete sends the rest; Abort gives the session up.
+func (s *Store) StartMultipart(ctx context.Context, key string, parts [][]byte, o providers.PutOptions) (providers.Upload, error) {
 	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	w := s.b.Object(key).NewWriter(wctx)
 	w.ChunkSize = len(parts[0])
 	if len(o.Tags) > 0 {
 		w.Metadata = o.Tags
 	}
-	for i, p := range parts {
-		if !complete && i == len(parts)-1 {
-			w.Flush() // send the first chunk(s), then give the session up
+	for _, p := range parts[:len(parts)-1] {
+		if _, err := w.Write(p); err != nil {
 			cancel()
 			w.Close()
-			return nil
-		}
-		if _, err := w.Write(p); err != nil {
-			w.Close()
-			return s.classify("ResumableUpload", err)
+			return nil, s.classify("ResumableUpload", err)
 		}
 	}
-	return s.classifyOrNil("ResumableUpload", w.Close())
+	return &resumable{s: s, w: w, cancel: cancel, last: parts[len(parts)-1]}, nil
+}
+
+type resumable struct {
+	s      *Store
+	w      *storage.Writer
+	cancel context.CancelFunc
+	last   []byte
+}
+
+// Complete sends the last chunk and finalises the object.
+func (u *resumable) Complete(context.Context) error {
+	defer u.cancel()
+	if _, err := u.w.Write(u.last); err != nil {
+		u.w.Close()
+		return u.s.classify("ResumableUpload", err)
+	}
+	return u.s.classifyOrNil("ResumableUpload", u.w.Close())
+}
+
+// Abort gives the resumable session up (it expires unused).
+func (u *resumable) Abort(context.Context) error {
+	u.cancel()
+	u.w.Close()
+	return nil
 }
 
 func (s *Store) classifyOrNil(op string, err error) error {

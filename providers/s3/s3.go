@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -386,8 +387,8 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	return false, e
 }
 
-// Multipart uploads parts as one multipart upload and aborts it on any failure.
-func (s *Store) Multipart(ctx context.Context, key string, parts [][]byte, o providers.PutOptions, complete bool) error {
+// StartMultipart creates a multipart upload and uploads the parts concurrently.
+func (s *Store) StartMultipart(ctx context.Context, key string, parts [][]byte, o providers.PutOptions) (providers.Upload, error) {
 	in := &s3.CreateMultipartUploadInput{Bucket: &s.loc.Bucket, Key: &key}
 	if s.checksums {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
@@ -400,42 +401,89 @@ func (s *Store) Multipart(ctx context.Context, key string, parts [][]byte, o pro
 	}
 	up, err := s.c.CreateMultipartUpload(ctx, in)
 	if err != nil {
-		return s.classify("CreateMultipartUpload", err)
-	}
-	abort := func(cause error) error {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if _, aerr := s.c.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.loc.Bucket, Key: &key, UploadId: up.UploadId}); aerr != nil {
-			e := s.classify("AbortMultipartUpload", aerr)
-			if cause == nil {
-				return e
-			}
-			e.Msg = fmt.Sprintf("%s; and the upload could not be aborted: %s (upload id %s is left incomplete)", cause.Error(), e.Msg, aws.ToString(up.UploadId))
-			return e
+		e := s.classify("CreateMultipartUpload", err)
+		switch e.Kind {
+		case providers.KindNetwork, providers.KindTimeout, providers.KindCanceled, providers.KindOther:
+			// The store may have created it without us learning its ID: Abort looks it up by key.
+			return &upload{s: s, key: key}, e
 		}
-		return cause
+		return nil, e
 	}
-	var done []types.CompletedPart
+	u := &upload{s: s, key: key, id: up.UploadId, parts: make([]types.CompletedPart, len(parts))}
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
 	for i, p := range parts {
-		num := int32(i + 1)
-		res, err := s.c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &s.loc.Bucket, Key: &key, UploadId: up.UploadId, PartNumber: &num, Body: bytes.NewReader(p), ContentLength: aws.Int64(int64(len(p)))})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			num := int32(i + 1)
+			res, err := s.c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &s.loc.Bucket, Key: &key, UploadId: up.UploadId, PartNumber: &num, Body: bytes.NewReader(p), ContentLength: aws.Int64(int64(len(p)))})
+			if err != nil {
+				errs[i] = s.classify("UploadPart", err)
+				return
+			}
+			u.parts[i] = types.CompletedPart{ETag: res.ETag, PartNumber: &num}
+			if s.checksums {
+				u.parts[i].ChecksumCRC32 = res.ChecksumCRC32
+			}
+		}()
+	}
+	wg.Wait()
+	var first *providers.Error
+	for _, e := range errs {
+		if e != nil && first == nil {
+			first = e.(*providers.Error)
+		}
+	}
+	if first == nil {
+		return u, nil
+	}
+	if ctx.Err() != nil {
+		return u, first // the run is over: cleanup aborts it within its budget
+	}
+	if aerr := u.Abort(ctx); aerr != nil {
+		first.Msg = fmt.Sprintf("%s; and the upload could not be aborted: %s (upload id %s is left incomplete)", first.Msg, aerr.Error(), aws.ToString(u.id))
+		return u, first
+	}
+	return nil, first
+}
+
+type upload struct {
+	s     *Store
+	key   string
+	id    *string
+	parts []types.CompletedPart
+}
+
+// Complete assembles the parts (on failure the caller aborts).
+func (u *upload) Complete(ctx context.Context) error {
+	_, err := u.s.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &u.s.loc.Bucket, Key: &u.key, UploadId: u.id, MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts}})
+	return u.s.classifyOrNil("CompleteMultipartUpload", err)
+}
+
+// Confirmed reports whether the store acknowledged the upload's creation.
+func (u *upload) Confirmed() bool { return u.id != nil }
+
+// Abort discards the upload (when its ID is unknown, every upload of exactly its key).
+func (u *upload) Abort(ctx context.Context) error {
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if u.id == nil {
+		l, err := u.s.c.ListMultipartUploads(actx, &s3.ListMultipartUploadsInput{Bucket: &u.s.loc.Bucket, Prefix: &u.key})
 		if err != nil {
-			return abort(s.classify("UploadPart", err))
+			return u.s.classify("ListMultipartUploads", err)
 		}
-		cp := types.CompletedPart{ETag: res.ETag, PartNumber: &num}
-		if s.checksums {
-			cp.ChecksumCRC32 = res.ChecksumCRC32
+		for _, mu := range l.Uploads {
+			if aws.ToString(mu.Key) == u.key {
+				if _, err := u.s.c.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &u.s.loc.Bucket, Key: &u.key, UploadId: mu.UploadId}); err != nil {
+					return u.s.classify("AbortMultipartUpload", err)
+				}
+			}
 		}
-		done = append(done, cp)
+		return nil
 	}
-	if !complete {
-		return abort(nil)
-	}
-	_, err = s.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &s.loc.Bucket, Key: &key, UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
-	if err != nil {
-		return abort(s.classify("CompleteMultipartUpload", err))
-	}
-	return nil
+	_, err := u.s.c.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &u.s.loc.Bucket, Key: &u.key, UploadId: u.id})
+	return u.s.classifyOrNil("AbortMultipartUpload", err)
 }
 
 // fixFor names the S3 permission or setting an operation needs.
