@@ -148,7 +148,7 @@ func Execute(ctx context.Context, ts []*targets.Target, o Options) *report.Matri
 		o.Timeout = 60 * time.Second
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 8
+		o.Concurrency = 16
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -198,7 +198,7 @@ func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
 	fs.StringVarP(&o.Output, "output", "o", "table", "output format: table, json, junit or markdown")
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "time limit for all checks of one target")
 	fs.BoolVar(&o.ReadOnly, "read-only", false, "no write, read-back, delete or multipart probe anywhere")
-	fs.IntVar(&o.Concurrency, "concurrency", 8, "targets checked at once")
+	fs.IntVar(&o.Concurrency, "concurrency", 16, "targets checked at once")
 	fs.BoolVar(&o.NoColor, "no-color", false, "no colours in the table (also: NO_COLOR set)")
 	fs.BoolVar(&o.Offline, "offline", false, "config and credentials checks only, without any network access (a lint)")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log each check and HTTP request (method, host, path, status) to stderr")
