@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X github.com/cnpg-preflight/cnpg-preflight/cli.Version=$(VERSI
 export CNPG_PREFLIGHT_RUN ?= /tmp/cnpg-preflight-servers
 SERVERS_ENV := $(CNPG_PREFLIGHT_RUN)/servers.env
 
-.PHONY: build deps servers servers-stop test unit demo fuzz bench clean
+.PHONY: build deps servers servers-stop test unit demo fuzz bench images clean
 
 # Benchmarks against the local servers: bench/results/results.json and summary.md.
 bench: build servers
@@ -30,8 +30,18 @@ servers-stop:
 	scripts/servers.sh stop
 
 # All tests: unit tests plus the integration suites against the real servers (required here).
+# MinIO and Azurite run as containers when a Docker engine answers (local images are built when
+# missing), as processes otherwise; CNPG_PREFLIGHT_SERVER_MODE=containers|processes forces one.
 test: servers
-	CNPG_PREFLIGHT_INTEGRATION=1 CNPG_PREFLIGHT_SERVERS=$(SERVERS_ENV) $(GO) test -count=1 -timeout 25m ./...
+	@mode=$${CNPG_PREFLIGHT_SERVER_MODE:-}; \
+	if [ -z "$$mode" ]; then if docker version >/dev/null 2>&1; then mode=containers; else mode=processes; fi; fi; \
+	if [ "$$mode" = containers ]; then scripts/images.sh --if-missing; fi; \
+	echo "make test: server mode $$mode"; \
+	CNPG_PREFLIGHT_SERVER_MODE=$$mode CNPG_PREFLIGHT_INTEGRATION=1 CNPG_PREFLIGHT_SERVERS=$(SERVERS_ENV) $(GO) test -count=1 -timeout 25m ./...
+
+# Local images for the container mode, built from the pinned binaries without pulling anything.
+images:
+	scripts/images.sh
 
 # Unit tests only (no servers).
 unit:
