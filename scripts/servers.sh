@@ -95,55 +95,6 @@ KC
   echo "KUBE_SERVER=https://127.0.0.1:$KUBE_PORT" >>"$RUN/servers.env"
 }
 
-kube_certs() {
-  local d=$RUN/tls
-  [ -f "$d/admin.crt" ] && return
-  openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=preflight-admin" -keyout "$d/admin.key" -out "$d/admin.csr" 2>/dev/null
-  printf 'extendedKeyUsage=clientAuth\n' >"$d/client.cnf"
-  openssl x509 -req -in "$d/admin.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 30 -extfile "$d/client.cnf" -out "$d/admin.crt" 2>/dev/null
-  openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
-  openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
-}
-
-# start_kube: a real etcd + kube-apiserver (RBAC on) when scripts/build-kube.sh has built them.
-start_kube() {
-  [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/etcd" ] || { log "no kube-apiserver (scripts/build-kube.sh): Kubernetes tests will skip"; return 0; }
-  kube_certs
-  mkdir -p "$RUN/etcd"
-  start_bg etcd "$BIN/etcd" --data-dir "$RUN/etcd" --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster "default=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --listen-metrics-urls http://127.0.0.1:12381 --unsafe-no-fsync --log-level error
-  wait_http "http://127.0.0.1:$ETCD_PORT/health"
-  local d=$RUN/tls
-  start_bg kube-apiserver "$BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" --bind-address=127.0.0.1 \
-    --advertise-address=127.0.0.1 --endpoint-reconciler-type=none --secure-port="$KUBE_PORT" \
-    --tls-cert-file="$d/minio/public.crt" --tls-private-key-file="$d/minio/private.key" --client-ca-file="$d/ca.crt" \
-    --authorization-mode=RBAC --service-cluster-ip-range=10.0.0.0/24 \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local --service-account-key-file="$d/sa.pub" \
-    --service-account-signing-key-file="$d/sa.key" --disable-admission-plugins=ServiceAccount
-  for _ in $(seq 1 300); do
-    [ "$(curl -s --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" "https://127.0.0.1:$KUBE_PORT/readyz" 2>/dev/null)" = ok ] && break
-    sleep 0.2
-  done
-  cat >"$RUN/admin.kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters:
-- name: preflight
-  cluster: {server: "https://127.0.0.1:$KUBE_PORT", certificate-authority: "$d/ca.crt"}
-users:
-- name: admin
-  user: {client-certificate: "$d/admin.crt", client-key: "$d/admin.key"}
-contexts:
-- name: preflight
-  context: {cluster: preflight, user: admin, namespace: default}
-current-context: preflight
-KC
-  echo "KUBE_ADMIN_KUBECONFIG=$RUN/admin.kubeconfig" >>"$RUN/servers.env"
-  echo "KUBE_SERVER=https://127.0.0.1:$KUBE_PORT" >>"$RUN/servers.env"
-}
-
 start() {
   if [ -f "$RUN/servers.env" ] && curl -fsS -o /dev/null "http://127.0.0.1:$MINIO_PORT/minio/health/live" 2>/dev/null; then
     log "already running ($RUN/servers.env)"; return

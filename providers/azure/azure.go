@@ -285,55 +285,49 @@ func (s *Store) CheckBucket(ctx context.Context) error {
 
 func ptr[T any](v T) *T { return &v }
 
-// List lists blob names under prefix.
+// List lists blob names under prefix (with a delimiter: one level, with sub-prefixes).
 func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (providers.Listing, error) {
 	var out providers.Listing
 	var mr *int32
 	if max > 0 && max < 5000 {
 		mr = ptr(int32(max))
 	}
-	add := func(items []providers.Object) bool {
-		out.Keys = append(out.Keys, items...)
-		if max > 0 && len(out.Keys) >= max {
-			out.Truncated = len(out.Keys) > max
-			out.Keys = out.Keys[:min(len(out.Keys), max)]
-			return true
-		}
-		return false
-	}
+	// next returns one page of either pager, and whether more pages follow.
+	var next func() ([]*container.BlobItem, []*container.BlobPrefix, bool, error)
 	if delimiter != "" {
 		p := s.c.NewListBlobsHierarchyPager(delimiter, &container.ListBlobsHierarchyOptions{Prefix: &prefix, MaxResults: mr})
-		for p.More() {
+		next = func() ([]*container.BlobItem, []*container.BlobPrefix, bool, error) {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				return out, s.classify("ListBlobs", err)
+				return nil, nil, false, err
 			}
-			var items []providers.Object
-			for _, b := range page.Segment.BlobItems {
-				items = append(items, object(b.Name, b.Properties))
-			}
-			for _, bp := range page.Segment.BlobPrefixes {
-				out.Prefixes = append(out.Prefixes, deref(bp.Name))
-			}
-			if add(items) {
-				out.Truncated = out.Truncated || p.More()
-				break
-			}
+			return page.Segment.BlobItems, page.Segment.BlobPrefixes, p.More(), nil
 		}
-		return out, nil
+	} else {
+		p := s.c.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix, MaxResults: mr})
+		next = func() ([]*container.BlobItem, []*container.BlobPrefix, bool, error) {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, nil, false, err
+			}
+			return page.Segment.BlobItems, nil, p.More(), nil
+		}
 	}
-	p := s.c.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix, MaxResults: mr})
-	for p.More() {
-		page, err := p.NextPage(ctx)
+	for more := true; more; {
+		items, prefixes, m, err := next()
 		if err != nil {
 			return out, s.classify("ListBlobs", err)
 		}
-		var items []providers.Object
-		for _, b := range page.Segment.BlobItems {
-			items = append(items, object(b.Name, b.Properties))
+		more = m
+		for _, b := range items {
+			out.Keys = append(out.Keys, object(b.Name, b.Properties))
 		}
-		if add(items) {
-			out.Truncated = out.Truncated || p.More()
+		for _, bp := range prefixes {
+			out.Prefixes = append(out.Prefixes, deref(bp.Name))
+		}
+		if max > 0 && len(out.Keys) >= max {
+			out.Truncated = len(out.Keys) > max || more
+			out.Keys = out.Keys[:max]
 			break
 		}
 	}
