@@ -101,7 +101,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "check":
-		o, err := parseCheck(args[1:], stdout)
+		o, err := parseCheck(args[1:], stdout, stderr)
 		if err != nil {
 			return err
 		}
@@ -184,7 +184,7 @@ Exit codes: 0 no check failed (warnings allowed), 1 a check failed, 2 bad input 
 Flags:
 `
 
-func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
+func parseCheck(args []string, stdout, stderr io.Writer) (*CheckOptions, error) {
 	o := &CheckOptions{}
 	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -240,7 +240,7 @@ func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
 	}
 	_, noColorEnv := os.LookupEnv("NO_COLOR")
 	o.Color = !o.NoColor && !noColorEnv && isTerminal(stdout)
-	o.Progress = isTerminal(os.Stderr)
+	o.Progress = isTerminal(stderr)
 	return o, nil
 }
 

@@ -60,7 +60,6 @@ type Set struct {
 	Secrets      map[string]*Secret // by namespace/name
 	// Problems are objects that could not be read from a live cluster, by "Kind namespace/name".
 	Problems map[string]string
-	files    int
 }
 
 // NewSet returns an empty Set.
@@ -168,7 +167,6 @@ func describeFSError(err error) string {
 
 // Add parses one file's content (one or more YAML or JSON documents).
 func (s *Set) Add(file string, data []byte, defaultNamespace string) error {
-	s.files++
 	if len(data) > MaxFileSize {
 		return &InputError{File: file, Msg: fmt.Sprintf("file is larger than %d MiB; is this a manifest?", MaxFileSize>>20)}
 	}
