@@ -9,7 +9,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS=${CNPG_PREFLIGHT_TOOLS:-$HOME/.cache/cnpg-preflight/tools}
-MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_IMAGE=${CNPG_PREFLIGHT_MINIO_IMAGE:-minio/minio:RELEASE.2026-02-12T20-18-48Z}
 AZURITE_IMAGE=${CNPG_PREFLIGHT_AZURITE_IMAGE:-mcr.microsoft.com/azure-storage/azurite:3.35.0}
 PREFLIGHT_IMAGE=${CNPG_PREFLIGHT_IMAGE:-cnpg-preflight:dev}
@@ -20,14 +19,10 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# MinIO: static build of the pinned version.
-if ! [ -x "$TOOLS/static/minio" ] || ! [ -f "$TOOLS/static/.minio-$MINIO_VERSION" ]; then
-  log "building a static minio $MINIO_VERSION"
-  CGO_ENABLED=0 GOBIN="$TOOLS/static" GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" "github.com/minio/minio@$MINIO_VERSION"
-  touch "$TOOLS/static/.minio-$MINIO_VERSION"
-fi
+# MinIO: the static binary of the pinned version that the process mode runs too.
+scripts/install-deps.sh minio
 mkdir -p "$work/minio/usr/bin" "$work/minio/data" "$work/minio/tmp"
-cp "$TOOLS/static/minio" "$work/minio/usr/bin/minio"
+cp "$TOOLS/bin/minio" "$work/minio/usr/bin/minio"
 tar -C "$work/minio" -c . | docker import -c 'ENTRYPOINT ["/usr/bin/minio"]' -c 'CMD ["server", "/data"]' \
   -c 'ENV MINIO_BROWSER=off' -c 'EXPOSE 9000' - "$MINIO_IMAGE" >/dev/null
 log "built $MINIO_IMAGE"

@@ -16,11 +16,12 @@ FAKE_GCS_VERSION=v1.56.1
 mkdir -p "$TOOLS/bin"
 log() { echo "install-deps: $*" >&2; }
 
-go_tool() { # name package version
-  local name=$1 pkg=$2 ver=$3 stamp="$TOOLS/bin/.$1-$3"
+go_tool() { # name package version — static binaries (CGO off): the same file serves the
+  # process mode and the images built from scratch (scripts/images.sh)
+  local name=$1 pkg=$2 ver=$3 stamp="$TOOLS/bin/.$1-static-$3"
   if [ -x "$TOOLS/bin/$name" ] && [ -f "$stamp" ]; then return; fi
   log "building $name $ver (go install)"
-  GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" "$pkg@$ver"
+  CGO_ENABLED=0 GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" "$pkg@$ver"
   touch "$stamp"
 }
 
