@@ -216,7 +216,11 @@ func machine() string {
 }
 
 func mc(tmp string, args ...string) {
-	cmd := exec.Command(filepath.Join(os.Getenv("HOME"), ".cache/cnpg-preflight/tools/bin/mc"), append([]string{"--quiet"}, args...)...)
+	tools := os.Getenv("CNPG_PREFLIGHT_TOOLS")
+	if tools == "" {
+		tools = filepath.Join(os.Getenv("HOME"), ".cache/cnpg-preflight/tools")
+	}
+	cmd := exec.Command(filepath.Join(tools, "bin", "mc"), append([]string{"--quiet"}, args...)...)
 	cmd.Env = append(os.Environ(), "MC_CONFIG_DIR="+filepath.Join(filepath.Dir(os.Getenv("CNPG_PREFLIGHT_SERVERS")), "mc"))
 	cmd.Run()
 }
