@@ -68,8 +68,7 @@ func runConfig(_ context.Context, r *Run) Result {
 		fs = append(fs, providers.Failf(f("destinationPath"), "", "the %s provider is not supported by this version of cnpg-preflight", prov))
 	}
 	if r.Driver != nil && creds == 1 && c.DestinationPath != "" {
-		_, pfs := r.Driver.Validate(r.PT)
-		fs = append(fs, pfs...)
+		fs = append(fs, r.valFs...)
 	}
 	fs = append(fs, r.crossFs...)
 	where := ""

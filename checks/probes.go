@@ -33,7 +33,6 @@ func runCredentials(ctx context.Context, r *Run) Result {
 	if hasFail(fs) {
 		return fromFindings(fs, "")
 	}
-	r.CA = ca
 	n, err := providers.NewNet(ca, r.Opts.Logf)
 	if err != nil {
 		return Result{Status: report.Fail, Message: r.T.Field + ".endpointCA: " + err.Error()}

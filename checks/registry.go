@@ -94,9 +94,9 @@ type Run struct {
 
 	Driver providers.Driver
 	Loc    providers.Location
+	valFs  []providers.Finding // the provider's config findings, from the one Validate call
 	Store  providers.Store
 	Net    *providers.Net
-	CA     []byte
 
 	ProbeKey  string
 	ProbeData []byte
@@ -203,7 +203,7 @@ func newRun(t *targets.Target, o Options) *Run {
 		r.PT.Offline = o.Offline
 		r.Driver = providers.Get(t.Provider())
 		if r.Driver != nil {
-			r.Loc, _ = r.Driver.Validate(r.PT)
+			r.Loc, r.valFs = r.Driver.Validate(r.PT)
 		}
 	}
 	return r

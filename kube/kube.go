@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
@@ -86,15 +85,6 @@ func New(o Options) (*Client, error) {
 		return nil, &Error{Msg: "Kubernetes client: " + oneLine(err.Error())}
 	}
 	return &Client{dyn: dyn, host: cfg.Host, Namespace: ns, secrets: map[string]*secretResult{}}, nil
-}
-
-// NewForConfig is New with a ready rest.Config (tests).
-func NewForConfig(cfg *rest.Config, namespace string) (*Client, error) {
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &Client{dyn: dyn, host: cfg.Host, Namespace: namespace, secrets: map[string]*secretResult{}}, nil
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -248,7 +248,7 @@ func (s *Set) addObject(file string, n *yaml.Node, defaultNamespace, pathPrefix 
 		return &InputError{File: file, Line: n.Line, Field: strings.TrimSuffix(pathPrefix, "."), Msg: "document is not an object (a mapping with apiVersion and kind)"}
 	}
 	var h header
-	if err := decodeLenient(n, &h, file, pathPrefix); err != nil {
+	if _, err := decode(n, &h, file, pathPrefix, false); err != nil {
 		return err
 	}
 	origin := Origin{File: file, Line: n.Line}
@@ -270,7 +270,7 @@ func (s *Set) addObject(file string, n *yaml.Node, defaultNamespace, pathPrefix 
 			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "apiVersion", Msg: fmt.Sprintf("Cluster has apiVersion %q; cnpg-preflight reads %s", h.APIVersion, ClusterAPIVersion)}
 		}
 		c := &Cluster{Origin: origin}
-		issues, err := decodeStrictBlocks(n, c, file, pathPrefix)
+		issues, err := decode(n, c, file, pathPrefix, true)
 		if err != nil {
 			return err
 		}
@@ -292,7 +292,7 @@ func (s *Set) addObject(file string, n *yaml.Node, defaultNamespace, pathPrefix 
 			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "apiVersion", Msg: fmt.Sprintf("ObjectStore has apiVersion %q; cnpg-preflight reads %s", h.APIVersion, ObjectStoreAPIVersion)}
 		}
 		o := &ObjectStore{Origin: origin}
-		issues, err := decodeStrictBlocks(n, o, file, pathPrefix)
+		issues, err := decode(n, o, file, pathPrefix, true)
 		if err != nil {
 			return err
 		}
@@ -373,24 +373,17 @@ func lineOf(n *yaml.Node, keys ...string) int {
 	return cur.Line
 }
 
-// decodeLenient decodes the known fields of n into v, turning type errors into InputErrors.
-func decodeLenient(n *yaml.Node, v any, file, pathPrefix string) error {
-	c := cloneNode(n)
-	if tm := prune(c, reflect.TypeOf(v), "", false, nil); tm != nil {
-		return tm.inputError(file, pathPrefix)
-	}
-	if err := c.Decode(v); err != nil {
-		return typeError(file, n, err, pathPrefix)
-	}
-	return nil
-}
-
-// decodeStrictBlocks decodes n into v; unknown fields inside object-store blocks are returned as
-// Issues (and ignored, as the API server's pruning would), unknown fields elsewhere are ignored.
-func decodeStrictBlocks(n *yaml.Node, v any, file, pathPrefix string) ([]Issue, error) {
+// decode decodes n into v, matching field names exactly. With wantIssues, unknown fields inside
+// object-store blocks are returned as Issues (and ignored, as the API server's pruning would);
+// unknown fields elsewhere are ignored. Type errors become InputErrors.
+func decode(n *yaml.Node, v any, file, pathPrefix string, wantIssues bool) ([]Issue, error) {
 	c := cloneNode(n)
 	var issues []Issue
-	if tm := prune(c, reflect.TypeOf(v), "", false, &issues); tm != nil {
+	var sink *[]Issue
+	if wantIssues {
+		sink = &issues
+	}
+	if tm := prune(c, reflect.TypeOf(v), "", false, sink); tm != nil {
 		return nil, tm.inputError(file, pathPrefix)
 	}
 	if err := c.Decode(v); err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"regexp"
@@ -20,17 +21,16 @@ type Kind string
 const (
 	KindOther       Kind = "error"
 	KindNotFound    Kind = "not-found"
-	KindDenied      Kind = "access-denied"    // authenticated, not allowed
-	KindAuth        Kind = "bad-credentials"  // signature/key/token rejected
-	KindNetwork     Kind = "network"          // refused, unreachable, reset
-	KindDNS         Kind = "dns"              // host does not resolve
-	KindTLS         Kind = "tls"              // certificate or protocol problem
-	KindTimeout     Kind = "timeout"          // deadline reached
-	KindCanceled    Kind = "interrupted"      // run interrupted
-	KindRegion      Kind = "region"           // wrong region
-	KindUnsupported Kind = "unsupported"      // feature refused (encryption, tagging, checksums)
-	KindThrottled   Kind = "throttled"        // 503 SlowDown after retries
-	KindMismatch    Kind = "content-mismatch" // read-back differs
+	KindDenied      Kind = "access-denied"   // authenticated, not allowed
+	KindAuth        Kind = "bad-credentials" // signature/key/token rejected
+	KindNetwork     Kind = "network"         // refused, unreachable, reset
+	KindDNS         Kind = "dns"             // host does not resolve
+	KindTLS         Kind = "tls"             // certificate or protocol problem
+	KindTimeout     Kind = "timeout"         // deadline reached
+	KindCanceled    Kind = "interrupted"     // run interrupted
+	KindRegion      Kind = "region"          // wrong region
+	KindUnsupported Kind = "unsupported"     // feature refused (encryption, tagging, checksums)
+	KindThrottled   Kind = "throttled"       // 503 SlowDown after retries
 )
 
 // Error is a classified, redacted object-store error.
@@ -118,7 +118,7 @@ func NetError(op string, err error) *Error {
 		if strings.Contains(ue.Err.Error(), "malformed HTTP response") || strings.Contains(ue.Err.Error(), "server gave HTTP response to HTTPS client") {
 			return &Error{Op: op, Kind: KindTLS, Msg: op + ": the endpoint answers plain HTTP, not TLS", Fix: "use http:// in endpointURL"}
 		}
-		if errors.Is(ue.Err, errEOF) || strings.Contains(ue.Err.Error(), "EOF") {
+		if errors.Is(ue.Err, io.EOF) || errors.Is(ue.Err, io.ErrUnexpectedEOF) || strings.Contains(ue.Err.Error(), "EOF") {
 			return &Error{Op: op, Kind: KindNetwork, Msg: op + ": the server closed the connection without answering",
 				Fix: "check http:// vs https:// and the port of the endpoint"}
 		}
@@ -130,7 +130,14 @@ func NetError(op string, err error) *Error {
 	return nil
 }
 
-var errEOF = errors.New("EOF")
+// FirstLine is the first line of s (SDK errors often span several).
+func FirstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
 
 // Redaction -----------------------------------------------------------------------------------
 

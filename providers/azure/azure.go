@@ -222,7 +222,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 				_, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://storage.azure.com/.default"}})
 			}
 			if err != nil {
-				f := providers.Failf(t.F(field), "run with the Cluster's ServiceAccount carrying azure.workload.identity/client-id (workload identity) or on a node with a managed identity", "no Azure AD token: %s", firstLine(red.Redact(err.Error())))
+				f := providers.Failf(t.F(field), "run with the Cluster's ServiceAccount carrying azure.workload.identity/client-id (workload identity) or on a node with a managed identity", "no Azure AD token: %s", providers.FirstLine(red.Redact(err.Error())))
 				return fail(&f)
 			}
 			c, err = container.NewClient(curl, cred, opts)
@@ -250,14 +250,6 @@ func accountOf(cs string) string {
 		}
 	}
 	return ""
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }
 
 // Store is an Azure container.
@@ -490,7 +482,7 @@ func (s *Store) classify(op string, err error) *providers.Error {
 		ne.Msg = s.red.Redact(ne.Msg)
 		return ne
 	}
-	return &providers.Error{Op: op, Kind: providers.KindOther, Msg: s.red.Redact(op + ": " + firstLine(err.Error()))}
+	return &providers.Error{Op: op, Kind: providers.KindOther, Msg: s.red.Redact(op + ": " + providers.FirstLine(err.Error()))}
 }
 
 // deniedFix names the data-plane role or SAS permission an operation needs.

@@ -172,7 +172,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 	} else if emulatorHost() == "" {
 		creds, err := google.FindDefaultCredentials(ctx, Scope)
 		if err != nil {
-			return nil, "", []providers.Finding{providers.Failf(t.F("googleCredentials.gkeEnvironment"), "run with the Cluster's ServiceAccount carrying iam.gke.io/gcp-service-account (GKE workload identity)", "no Google default credentials: %s", firstLine(err.Error()))}
+			return nil, "", []providers.Finding{providers.Failf(t.F("googleCredentials.gkeEnvironment"), "run with the Cluster's ServiceAccount carrying iam.gke.io/gcp-service-account (GKE workload identity)", "no Google default credentials: %s", providers.FirstLine(err.Error()))}
 		}
 		ts = creds.TokenSource
 		identity = "default credentials (GKE workload identity)"
@@ -195,13 +195,6 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 	}
 	client.SetRetry(storage.WithMaxAttempts(3))
 	return &Store{c: client, b: client.Bucket(loc.Bucket), loc: loc, red: red}, identity, nil
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }
 
 // Store is a GCS bucket.
@@ -376,12 +369,12 @@ func (s *Store) classify(op string, err error) *providers.Error {
 		if msg == "" {
 			msg = http.StatusText(ge.Code)
 		}
-		e.Msg = s.red.Redact(fmt.Sprintf("%s: %d %s (%s)", op, ge.Code, http.StatusText(ge.Code), firstLine(msg)))
+		e.Msg = s.red.Redact(fmt.Sprintf("%s: %d %s (%s)", op, ge.Code, http.StatusText(ge.Code), providers.FirstLine(msg)))
 		return e
 	}
 	if ne := providers.NetError(op, err); ne != nil {
 		ne.Msg = s.red.Redact(ne.Msg)
 		return ne
 	}
-	return &providers.Error{Op: op, Kind: providers.KindOther, Msg: s.red.Redact(op + ": " + firstLine(err.Error()))}
+	return &providers.Error{Op: op, Kind: providers.KindOther, Msg: s.red.Redact(op + ": " + providers.FirstLine(err.Error()))}
 }

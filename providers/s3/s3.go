@@ -171,7 +171,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		v, err := cfg.Credentials.Retrieve(ctx)
 		if err != nil {
 			fix := "run with the Cluster's ServiceAccount carrying the eks.amazonaws.com/role-arn annotation (IRSA), or attach an instance role"
-			return nil, "", []providers.Finding{providers.Failf(t.F("s3Credentials.inheritFromIAMRole"), fix, "no AWS identity found in the environment: %s", red.Redact(firstLine(err.Error())))}
+			return nil, "", []providers.Finding{providers.Failf(t.F("s3Credentials.inheritFromIAMRole"), fix, "no AWS identity found in the environment: %s", red.Redact(providers.FirstLine(err.Error())))}
 		}
 		red.Add(v.SecretAccessKey, v.SessionToken)
 		identity = "pod identity via " + v.Source
@@ -238,13 +238,6 @@ func maskID(id string) string {
 		return "****"
 	}
 	return id[:4] + strings.Repeat("*", min(len(id)-4, 12))
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }
 
 // Store is an S3 bucket.
@@ -583,5 +576,5 @@ func (s *Store) classify(op string, err error) *providers.Error {
 	if status != 0 {
 		return &providers.Error{Op: op, Status: status, Kind: providers.KindOther, Msg: s.red.Redact(fmt.Sprintf("%s: HTTP %d %s", op, status, http.StatusText(status)))}
 	}
-	return &providers.Error{Op: op, Kind: providers.KindOther, Msg: s.red.Redact(op + ": " + firstLine(err.Error()))}
+	return &providers.Error{Op: op, Kind: providers.KindOther, Msg: s.red.Redact(op + ": " + providers.FirstLine(err.Error()))}
 }
