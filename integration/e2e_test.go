@@ -25,9 +25,7 @@ type e2eStore struct {
 }
 
 func s3E2E(t *testing.T) e2eStore {
-	e := minioEnv(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
-	bucket := testenv.NewBucket(t, mc)
+	e, mc, bucket := minioBucket(t)
 	user, pass, ep := e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"), e.srv.Get("MINIO_ENDPOINT")
 	return e2eStore{
 		dest:   "s3://" + bucket + "/archive",

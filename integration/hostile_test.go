@@ -56,9 +56,7 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
-			e := minioEnv(t)
-			mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
-			bucket := testenv.NewBucket(t, mc)
+			e, mc, bucket := minioBucket(t)
 			before := testenv.Snapshot(t, mc, bucket)
 			proxy := testenv.NewFaultProxy(t, e.srv.Get("MINIO_ENDPOINT"))
 			held := make(chan struct{}, 1)
@@ -111,9 +109,7 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 // The object store dies between write and delete: the report names the leftover exactly.
 func TestServerDeathNamesLeftover(t *testing.T) {
 	t.Parallel()
-	e := minioEnv(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
-	bucket := testenv.NewBucket(t, mc)
+	e, mc, bucket := minioBucket(t)
 	before := testenv.Snapshot(t, mc, bucket)
 	proxy := testenv.NewFaultProxy(t, e.srv.Get("MINIO_ENDPOINT"))
 	var dead atomic.Bool
@@ -207,9 +203,7 @@ func (p *passThrough) forward(target string, r *http.Request) bool {
 // 503 SlowDown and 500 a few times, then success: bounded retries with backoff get through.
 func TestRetriesThroughFaultProxy(t *testing.T) {
 	t.Parallel()
-	e := minioEnv(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
-	bucket := testenv.NewBucket(t, mc)
+	e, mc, bucket := minioBucket(t)
 	proxy := testenv.NewFaultProxy(t, e.srv.Get("MINIO_ENDPOINT"))
 	var faults atomic.Int64
 	seen := map[string]int{}

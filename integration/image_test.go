@@ -24,9 +24,7 @@ func TestImageAgainstServers(t *testing.T) {
 	if !testenv.DockerAnswers() {
 		t.Skip("no Docker engine answers: the image test needs one (.ci/run starts one when it can)")
 	}
-	e := minioEnv(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
-	bucket := testenv.NewBucket(t, mc)
+	e, mc, bucket := minioBucket(t)
 	before := testenv.Snapshot(t, mc, bucket)
 	path := filepath.Join(t.TempDir(), "cluster.yaml")
 	if err := os.WriteFile(path, []byte(e.root(bucket).yaml()), 0o644); err != nil {

@@ -34,7 +34,7 @@ stringData: {ACCESS_KEY_ID: %s, ACCESS_SECRET_KEY: %s}
 func kubeSetup(t *testing.T) (*testenv.Kube, s3env, string) {
 	e := minioEnv(t)
 	k := testenv.LoadKube(t, e.srv)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
+	mc := e.rootClient(t)
 	return k, e, testenv.NewBucket(t, mc)
 }
 
@@ -179,7 +179,7 @@ func TestKubeJobRBACIsLeastPrivilege(t *testing.T) {
 func TestKubeArchivingStatus(t *testing.T) {
 	t.Parallel()
 	k, e, bucket := kubeSetup(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
+	mc := e.rootClient(t)
 	ns := k.Namespace(t, "pf-arch-")
 	user, pass, ep := e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"), e.srv.Get("MINIO_ENDPOINT")
 	testenv.Put(t, mc, bucket, "kube/pg-live/wals/0000000100000000/000000010000000000000004.gz", []byte("wal"))

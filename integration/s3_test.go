@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/cnpg-preflight/cnpg-preflight/internal/testenv"
 )
 
@@ -85,6 +87,18 @@ func minioEnv(t *testing.T) s3env {
 	return s3env{srv: srv, host: strings.TrimPrefix(srv.Get("MINIO_ENDPOINT"), "http://")}
 }
 
+// rootClient is the independent minio-go client with the root identity.
+func (e s3env) rootClient(t *testing.T) *minio.Client {
+	return testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
+}
+
+// minioBucket is the usual start of a MinIO scenario: the servers, the independent client, a fresh bucket.
+func minioBucket(t *testing.T) (s3env, *minio.Client, string) {
+	e := minioEnv(t)
+	mc := e.rootClient(t)
+	return e, mc, testenv.NewBucket(t, mc)
+}
+
 func (e s3env) root(bucket string) s3Cluster {
 	return s3Cluster{bucket: bucket, prefix: "pg-backups", endpoint: e.srv.Get("MINIO_ENDPOINT"), key: e.srv.Get("MINIO_ROOT_USER"), secret: e.srv.Get("MINIO_ROOT_PASSWORD")}
 }
@@ -93,9 +107,7 @@ const allPass = "config=warn credentials=pass endpoint=pass bucket=pass list=pas
 
 func TestS3AllPassAgreesWithBarman(t *testing.T) {
 	t.Parallel()
-	e := minioEnv(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
-	bucket := testenv.NewBucket(t, mc)
+	e, mc, bucket := minioBucket(t)
 	testenv.Put(t, mc, bucket, "unrelated/object.txt", []byte("keep me"))
 	c := e.root(bucket)
 	before := testenv.Snapshot(t, mc, bucket)
@@ -136,9 +148,7 @@ func TestS3Versitygw(t *testing.T) {
 
 func TestS3WrongSecretAgreesWithBarman(t *testing.T) {
 	t.Parallel()
-	e := minioEnv(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
-	bucket := testenv.NewBucket(t, mc)
+	e, _, bucket := minioBucket(t)
 	c := e.root(bucket)
 	c.secret = "wrong-secret-canary-7f3a9d"
 	r := testenv.Check(t, c.yaml())
@@ -161,7 +171,7 @@ func TestS3WrongSecretAgreesWithBarman(t *testing.T) {
 func TestS3MissingBucketAgreesWithBarman(t *testing.T) {
 	t.Parallel()
 	e := minioEnv(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
+	mc := e.rootClient(t)
 	c := e.root(testenv.Unique("pf-missing-"))
 	r := testenv.Check(t, c.yaml())
 	wantStatuses(t, r, backupTarget, "config=warn credentials=pass endpoint=pass bucket=warn list=skip write=skip read=skip delete=skip multipart=skip backups=skip wal-archive=skip")
@@ -181,9 +191,7 @@ func TestS3MissingBucketAgreesWithBarman(t *testing.T) {
 
 func TestS3ReadOnlyUserAgreesWithBarman(t *testing.T) {
 	t.Parallel()
-	e := minioEnv(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
-	bucket := testenv.NewBucket(t, mc)
+	e, mc, bucket := minioBucket(t)
 	c := e.root(bucket)
 	c.key, c.secret = "ro-user", "ro-user-secret-0001"
 	before := testenv.Snapshot(t, mc, bucket)
@@ -208,9 +216,7 @@ func TestS3ReadOnlyUserAgreesWithBarman(t *testing.T) {
 
 func TestS3NoDeleteUser(t *testing.T) {
 	t.Parallel()
-	e := minioEnv(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
-	bucket := testenv.NewBucket(t, mc)
+	e, mc, bucket := minioBucket(t)
 	c := e.root(bucket)
 	c.key, c.secret = "nodelete-user", "nodelete-user-secret-0001"
 	before := testenv.Snapshot(t, mc, bucket)
@@ -232,9 +238,7 @@ func TestS3NoDeleteUser(t *testing.T) {
 
 func TestS3PrefixScopedUserAgreesWithBarman(t *testing.T) {
 	t.Parallel()
-	e := minioEnv(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
-	bucket := testenv.NewBucket(t, mc)
+	e, _, bucket := minioBucket(t)
 	c := e.root(bucket)
 	c.prefix = "scoped"
 	c.key, c.secret = "prefix-user", "prefix-user-secret-0001"
@@ -310,9 +314,7 @@ func TestS3TLSEndpointCAAgreesWithBarman(t *testing.T) {
 
 func TestS3NonEmptyArchiveAgreesWithBarman(t *testing.T) {
 	t.Parallel()
-	e := minioEnv(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
-	bucket := testenv.NewBucket(t, mc)
+	e, mc, bucket := minioBucket(t)
 	c := e.root(bucket)
 	// An unrelated object under wals/ does not count, as in barman.
 	testenv.Put(t, mc, bucket, "pg-backups/pg/wals/README", []byte("not a WAL"))
@@ -345,9 +347,7 @@ func TestS3NonEmptyArchiveAgreesWithBarman(t *testing.T) {
 
 func TestS3EncryptionRefusedAgreesWithBarman(t *testing.T) {
 	t.Parallel()
-	e := minioEnv(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
-	bucket := testenv.NewBucket(t, mc)
+	e, mc, bucket := minioBucket(t)
 	c := e.root(bucket)
 	c.extra = "      wal:\n        encryption: AES256"
 	before := testenv.Snapshot(t, mc, bucket)
@@ -367,9 +367,7 @@ func TestS3EncryptionRefusedAgreesWithBarman(t *testing.T) {
 
 func TestS3ReadOnlyFlagAndSources(t *testing.T) {
 	t.Parallel()
-	e := minioEnv(t)
-	mc := testenv.MinIO(t, e.host, e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
-	bucket := testenv.NewBucket(t, mc)
+	e, mc, bucket := minioBucket(t)
 	c := e.root(bucket)
 	testenv.Put(t, mc, bucket, "pg-backups/origin/wals/0000000100000000/000000010000000000000001.gz", []byte("wal"))
 	before := testenv.Snapshot(t, mc, bucket)
