@@ -16,36 +16,31 @@ var (
 
 // runConfig applies CNPG's admission rules and the shape rules of destinationPath and endpointURL.
 func runConfig(_ context.Context, r *Run) Result {
-	t := r.T
+	t := r.t
 	fs := append([]providers.Finding(nil), t.Findings...)
 	c := t.Conf
 	if c == nil {
 		return fromFindings(fs, "")
 	}
 	f := func(sub string) string { return t.Field + "." + sub }
-	creds := 0
-	for _, set := range []bool{c.S3Credentials != nil, c.AzureCredentials != nil, c.GoogleCredentials != nil} {
-		if set {
-			creds++
-		}
-	}
-	prov := providers.ProviderOf(c.DestinationPath)
+	reg := r.opts.Registry
+	set := reg.SetCredentials(c)
 	switch {
 	case c.DestinationPath == "":
-		fs = append(fs, providers.Failf(f("destinationPath"), "set destinationPath, e.g. s3://BUCKET/PATH", "destinationPath is required"))
-	case prov == "":
-		fs = append(fs, providers.Failf(f("destinationPath"), "use s3://BUCKET/PATH, gs://BUCKET/PATH or https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH",
-			"%q: unknown scheme; barman-cloud understands s3://, gs:// and http(s):// (Azure)", c.DestinationPath))
+		fs = append(fs, providers.Failf(f("destinationPath"), "set destinationPath, e.g. "+reg.DestinationForms(), "destinationPath is required"))
+	case r.drv == nil:
+		fs = append(fs, providers.Failf(f("destinationPath"), "use "+reg.DestinationForms(),
+			"%q: unknown scheme; barman-cloud understands %s", c.DestinationPath, reg.Schemes()))
 	}
 	switch {
-	case creds == 0:
-		fs = append(fs, providers.Failf(t.Field, "add exactly one of s3Credentials, azureCredentials, googleCredentials",
-			"no credentials: CNPG requires exactly one of s3Credentials, azureCredentials, googleCredentials"))
-	case creds > 1:
+	case len(set) == 0:
+		fs = append(fs, providers.Failf(t.Field, "add exactly one of "+reg.CredentialsFields(),
+			"no credentials: CNPG requires exactly one of %s", reg.CredentialsFields()))
+	case len(set) > 1:
 		fs = append(fs, providers.Failf(t.Field, "keep only the credentials block that matches destinationPath",
-			"more than one credentials block: CNPG requires exactly one of s3Credentials, azureCredentials, googleCredentials"))
-	case prov == "s3" && c.S3Credentials == nil, prov == "azure" && c.AzureCredentials == nil, prov == "gcs" && c.GoogleCredentials == nil:
-		want := map[string]string{"s3": "s3Credentials", "azure": "azureCredentials", "gcs": "googleCredentials"}[prov]
+			"more than one credentials block: CNPG requires exactly one of %s", reg.CredentialsFields()))
+	case r.drv != nil && set[0] != r.drv:
+		want := r.drv.Info().CredentialsField
 		fs = append(fs, providers.Failf(t.Field, "use "+want+" for this destination", "destinationPath %q needs %s", c.DestinationPath, want))
 	}
 	if w := c.Wal; w != nil {
@@ -64,20 +59,13 @@ func runConfig(_ context.Context, r *Run) Result {
 			fs = append(fs, providers.Failf(f("data.jobs"), "use 1 or more", "jobs must be at least 1"))
 		}
 	}
-	if prov != "" && r.Driver == nil {
-		fs = append(fs, providers.Failf(f("destinationPath"), "", "the %s provider is not supported by this version of cnpg-preflight", prov))
-	}
-	if r.Driver != nil && creds == 1 && c.DestinationPath != "" {
+	if r.drv != nil && len(set) == 1 && c.DestinationPath != "" {
 		fs = append(fs, r.valFs...)
 	}
 	fs = append(fs, r.crossFs...)
 	where := ""
-	if r.Loc.Bucket != "" {
-		kind := "bucket"
-		if prov == "azure" {
-			kind = "container"
-		}
-		where = fmt.Sprintf("objects go to %s %q under %q", kind, r.Loc.Bucket, r.Loc.Base())
+	if r.loc.Bucket != "" {
+		where = fmt.Sprintf("objects go to %s %q under %q", r.drv.Info().BucketNoun, r.loc.Bucket, r.loc.Base())
 	}
 	return fromFindings(fs, where)
 }

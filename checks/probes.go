@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -22,25 +23,26 @@ const ProbePrefix = "cnpg-preflight-probe-"
 // errResult turns a store error into a failing result with a remediation.
 func errResult(err error, fallbackFix string) Result {
 	res := Result{Status: report.Fail, Message: err.Error(), Remediation: fallbackFix}
-	if e, ok := err.(*providers.Error); ok && e.Fix != "" {
+	var e *providers.Error
+	if errors.As(err, &e) && e.Fix != "" {
 		res.Remediation = e.Fix
 	}
 	return res
 }
 
 func runCredentials(ctx context.Context, r *Run) Result {
-	ca, fs := r.Driver.CA(r.PT)
+	ca, fs := r.drv.CA(ctx, r.pt)
 	if hasFail(fs) {
 		return fromFindings(fs, "")
 	}
-	n, err := providers.NewNet(ca, r.Opts.Logf)
+	n, err := providers.NewNet(ca, providers.NetOptions{Logf: r.opts.Logf, Resolver: r.opts.Resolver})
 	if err != nil {
-		return Result{Status: report.Fail, Message: r.T.Field + ".endpointCA: " + err.Error()}
+		return Result{Status: report.Fail, Message: r.t.Field + ".endpointCA: " + err.Error()}
 	}
-	r.Net = n
-	store, identity, pfs := r.Driver.Connect(ctx, r.PT, r.Loc, n)
+	store, identity, pfs := r.drv.Connect(ctx, r.pt, r.loc, n)
 	fs = append(fs, pfs...)
-	if r.Opts.Offline && !hasFail(fs) {
+	if r.opts.Offline && !hasFail(fs) {
+		n.Close()
 		msg := "Secrets resolved (no identity or network lookup: --offline)"
 		if identity != "" {
 			msg = "resolved " + identity + " (--offline)"
@@ -48,18 +50,22 @@ func runCredentials(ctx context.Context, r *Run) Result {
 		return fromFindings(fs, msg)
 	}
 	if store == nil || hasFail(fs) {
-		return fromFindings(fs, "")
+		res := fromFindings(fs, "")
+		res.Value = connection{net: n} // its requests still count
+		return res
 	}
-	r.Store = store
 	msg := "resolved " + identity
 	if ca != nil {
-		msg += fmt.Sprintf("; endpointCA bundle added to the trusted roots (%s)", r.T.Conf.EndpointCA.Name)
+		msg += fmt.Sprintf("; endpointCA bundle added to the trusted roots (%s)", r.t.Conf.EndpointCA.Name)
 	}
-	return fromFindings(fs, msg)
+	res := fromFindings(fs, msg)
+	res.Value = connection{store: store, net: n}
+	return res
 }
 
 func runEndpoint(ctx context.Context, r *Run) Result {
-	rep, err := r.Net.Probe(ctx, r.Store.Endpoint())
+	conn, _ := output[connection](r, Credentials)
+	rep, err := conn.net.Probe(ctx, conn.store.Endpoint())
 	if err != nil {
 		return errResult(err, "check that the endpoint is reachable from where the backup client runs")
 	}
@@ -67,22 +73,22 @@ func runEndpoint(ctx context.Context, r *Run) Result {
 }
 
 func runBucket(ctx context.Context, r *Run) Result {
-	if err := r.Store.CheckBucket(ctx); err != nil {
+	if err := r.store().CheckBucket(ctx); err != nil {
 		res := errResult(err, "")
-		if providers.KindOf(err) == providers.KindNotFound && !r.T.ReadOnly() {
+		if providers.KindOf(err) == providers.KindNotFound && !r.t.ReadOnly() {
 			// barman-cloud creates a missing bucket on first use when the identity may
 			// (CreateBucket); cnpg-preflight never creates one, so nothing else can be probed.
 			res.Status, res.Blocks = report.Warn, true
-			res.Message = fmt.Sprintf("%s: %q does not exist yet; barman-cloud will try to create it on first use, and nothing else could be checked", err.Error(), r.Loc.Bucket)
+			res.Message = fmt.Sprintf("%s: %q does not exist yet; barman-cloud will try to create it on first use, and nothing else could be checked", err.Error(), r.loc.Bucket)
 		}
 		return res
 	}
-	return pass("%q is reachable", r.Loc.Bucket)
+	return pass("%q is reachable", r.loc.Bucket)
 }
 
 func runList(ctx context.Context, r *Run) Result {
-	base := r.Loc.Base()
-	l, err := r.Store.List(ctx, base, "/", 1000)
+	base := r.loc.Base()
+	l, err := r.store().List(ctx, base, "/", 1000)
 	if err != nil {
 		return errResult(err, "")
 	}
@@ -107,22 +113,18 @@ func runList(ctx context.Context, r *Run) Result {
 	return pass("%s and %d%s object(s)", msg, objs, more)
 }
 
-func newProbe(r *Run) {
-	var b [6]byte
-	rand.Read(b[:])
-	stamp := r.Opts.Now().UTC().Format("20060102T150405Z")
-	r.ProbeKey = r.Loc.Base() + ProbePrefix + stamp + "-" + hex.EncodeToString(b[:])
-	r.ProbeData = []byte(fmt.Sprintf("cnpg-preflight probe object, safe to delete; written %s; %x\n", stamp, b))
+// probeObject is what write hands on: the key it wrote and the content.
+type probeObject struct {
+	key  string
+	data []byte
 }
 
-func putOptions(r *Run) providers.PutOptions {
-	o := providers.PutOptions{Tags: r.T.Conf.Tags}
-	if w := r.T.Conf.Wal; w != nil && w.Encryption != "" {
-		o.Encryption = w.Encryption
-	} else if d := r.T.Conf.Data; d != nil {
-		o.Encryption = d.Encryption
-	}
-	return o
+// probeKey is a new probe object name directly under <prefix>/<serverName>/ (suffix may be "").
+func probeKey(r *Run, suffix string) (key, stamp string, random []byte) {
+	var b [6]byte
+	rand.Read(b[:])
+	stamp = r.opts.Now().UTC().Format("20060102T150405Z")
+	return r.loc.Base() + ProbePrefix + stamp + "-" + hex.EncodeToString(b[:]) + suffix, stamp, b[:]
 }
 
 // uncertain reports whether a failed request may still have taken effect on the server.
@@ -135,77 +137,81 @@ func uncertain(err error) bool {
 }
 
 func runWrite(ctx context.Context, r *Run) Result {
-	newProbe(r)
-	r.track(r.ProbeKey, true)
-	err := r.Store.Put(ctx, r.ProbeKey, r.ProbeData, putOptions(r))
+	key, stamp, b := probeKey(r, "")
+	p := probeObject{key: key, data: []byte(fmt.Sprintf("cnpg-preflight probe object, safe to delete; written %s; %x\n", stamp, b))}
+	r.track(p.key, true)
+	opts := r.drv.PutOptions(r.t.Conf)
+	err := r.store().Put(ctx, p.key, p.data, opts)
 	if err != nil {
 		if !uncertain(err) {
-			r.track(r.ProbeKey, false)
+			r.track(p.key, false)
 		}
-		return errResult(err, "grant write access under "+r.Loc.Base())
+		return errResult(err, "grant write access under "+r.loc.Base())
 	}
 	extra := ""
-	if o := putOptions(r); o.Encryption != "" || len(o.Tags) > 0 {
+	if opts.Encryption != "" || len(opts.Tags) > 0 {
 		extra = " with"
-		if o.Encryption != "" {
-			extra += " server-side encryption " + o.Encryption
+		if opts.Encryption != "" {
+			extra += " server-side encryption " + opts.Encryption
 		}
-		if len(o.Tags) > 0 {
-			extra += fmt.Sprintf(" %d tag(s)", len(o.Tags))
+		if len(opts.Tags) > 0 {
+			extra += fmt.Sprintf(" %d tag(s)", len(opts.Tags))
 		}
 	}
-	return pass("wrote %s (%d bytes)%s", r.ProbeKey, len(r.ProbeData), extra)
+	res := pass("wrote %s (%d bytes)%s", p.key, len(p.data), extra)
+	res.Value = p
+	return res
 }
 
 func runRead(ctx context.Context, r *Run) Result {
-	if !r.T.ReadOnly() {
-		if st := r.status(Write); st != report.Pass && st != report.Warn {
-			return skip("skipped: write did not pass")
-		}
-		got, err := r.Store.Get(ctx, r.ProbeKey)
+	if p, ok := output[probeObject](r, Write); ok {
+		got, err := r.store().Get(ctx, p.key)
 		if err != nil {
-			return errResult(err, "grant read access under "+r.Loc.Base()+": restores and WAL fetches need it")
+			return errResult(err, "grant read access under "+r.loc.Base()+": restores and WAL fetches need it")
 		}
-		if !bytes.Equal(got, r.ProbeData) {
-			return Result{Status: report.Fail, Message: fmt.Sprintf("read back %d bytes that differ from the %d bytes written", len(got), len(r.ProbeData)),
+		if !bytes.Equal(got, p.data) {
+			return Result{Status: report.Fail, Message: fmt.Sprintf("read back %d bytes that differ from the %d bytes written", len(got), len(p.data)),
 				Remediation: "the store or a proxy alters object content; check compression or encryption proxies in between"}
 		}
 		return pass("read back %d bytes, content matches", len(got))
 	}
-	// A source is read-only: read the smallest existing object under the server's folder.
-	l, err := r.Store.List(ctx, r.Loc.Base(), "", 100)
+	// Nothing was written (a source, or --read-only): read the smallest existing object under
+	// the server's folder.
+	base := r.loc.Base()
+	l, err := r.store().List(ctx, base, "", 100)
 	if err != nil {
 		return errResult(err, "")
 	}
 	if len(l.Keys) == 0 {
-		return skip("skipped: nothing under %s to read", r.Loc.Base())
+		return skip("skipped: nothing under %s to read", base)
 	}
 	sort.Slice(l.Keys, func(i, j int) bool { return l.Keys[i].Size < l.Keys[j].Size })
 	o := l.Keys[0]
 	if o.Size > 16<<20 {
-		return skip("skipped: no object smaller than 16 MiB among the first 100 under %s", r.Loc.Base())
+		return skip("skipped: no object smaller than 16 MiB among the first 100 under %s", base)
 	}
-	got, err := r.Store.Get(ctx, o.Key)
+	got, err := r.store().Get(ctx, o.Key)
 	if err != nil {
-		return errResult(err, "grant read access under "+r.Loc.Base()+": a restore reads every backup and WAL file")
+		return errResult(err, "grant read access under "+base+": a restore reads every backup and WAL file")
 	}
 	return pass("read %s (%d bytes)", o.Key, len(got))
 }
 
 func runDelete(ctx context.Context, r *Run) Result {
-	err := r.Store.Delete(ctx, r.ProbeKey)
+	p, _ := output[probeObject](r, Write)
+	err := r.store().Delete(ctx, p.key)
 	if err != nil {
-		return errResult(err, "grant delete access under "+r.Loc.Base()+": the retention policy and barman-cloud-backup-delete need it")
+		return errResult(err, "grant delete access under "+r.loc.Base()+": the retention policy and barman-cloud-backup-delete need it")
 	}
-	exists, err := r.Store.Exists(ctx, r.ProbeKey)
+	exists, err := r.store().Exists(ctx, p.key)
 	if err != nil {
 		return errResult(err, "")
 	}
 	if exists {
 		return Result{Status: report.Fail, Message: "the probe object still exists after a successful delete", Remediation: "check object-lock or retention settings on the bucket"}
 	}
-	r.track(r.ProbeKey, false)
-	return pass("deleted %s and confirmed it is gone", r.ProbeKey)
+	r.track(p.key, false)
+	return pass("deleted %s and confirmed it is gone", p.key)
 }
 
 // bigParts holds one read-only buffer per part size, shared by every target.
@@ -221,58 +227,74 @@ func bigPart(size int) []byte {
 	return v.([]byte)
 }
 
-// runMultipart uploads the parts while write/read/delete run, then completes (and deletes) the
-// object if delete passed, or aborts it: without delete rights a completed object would stay.
-func runMultipart(ctx context.Context, r *Run) Result {
-	var b [6]byte
-	rand.Read(b[:])
-	key := r.Loc.Base() + ProbePrefix + r.Opts.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:]) + "-multipart"
-	parts := [][]byte{bigPart(r.Store.MinPartSize()), []byte("cnpg-preflight multipart probe, safe to delete\n")}
-	size := float64(len(parts[0])+len(parts[1])) / (1 << 20)
-	const fix = "allow multipart uploads under %s: base backups above 100 MiB use them"
-	up, err := r.Store.StartMultipart(ctx, key, parts, putOptions(r))
+const multipartFix = "allow multipart uploads under %s: base backups above 100 MiB use them"
+
+// stagedUpload is what the multipart upload step hands on: an upload whose parts are uploaded.
+type stagedUpload struct {
+	key   string
+	up    providers.Upload
+	parts int
+	mib   float64
+}
+
+// runMultipartUpload uploads the multipart probe's parts (while write, read and delete run).
+func runMultipartUpload(ctx context.Context, r *Run) Result {
+	key, _, _ := probeKey(r, "-multipart")
+	parts := [][]byte{bigPart(r.store().MinPartSize()), []byte("cnpg-preflight multipart probe, safe to delete\n")}
+	up, err := r.store().StartMultipart(ctx, key, parts, r.drv.PutOptions(r.t.Conf))
 	if up != nil {
-		r.trackUpload(key, up) // cleanup aborts it if this check cannot finish
+		r.trackUpload(key, up) // cleanup aborts it if the multipart check cannot finish
 	}
 	if err != nil {
-		return errResult(err, fmt.Sprintf(fix, r.Loc.Base()))
+		return errResult(err, fmt.Sprintf(multipartFix, r.loc.Base()))
 	}
-	select {
-	case <-r.done[Delete]:
-	case <-ctx.Done():
-		return Result{Status: report.Fail, Message: "multipart upload started; " + stopReason(ctx) + " before it could be finished"}
+	res := pass("uploaded the parts of %s", key)
+	res.Value = stagedUpload{key: key, up: up, parts: len(parts), mib: float64(len(parts[0])+len(parts[1])) / (1 << 20)}
+	return res
+}
+
+// runMultipart completes (and deletes) the uploaded object if delete passed, or aborts it: without
+// delete rights a completed object would stay.
+func runMultipart(ctx context.Context, r *Run) Result {
+	s, ok := output[stagedUpload](r, multipartUpload)
+	if !ok {
+		r.mu.Lock()
+		res := r.results[multipartUpload]
+		r.mu.Unlock()
+		res.Value = nil
+		return res // the upload failed or was skipped: its verdict is this check's
 	}
 	if r.status(Delete) != report.Pass {
-		if err := up.Abort(ctx); err != nil {
-			return errResult(err, fmt.Sprintf(fix, r.Loc.Base()))
+		if err := s.up.Abort(ctx); err != nil {
+			return errResult(err, fmt.Sprintf(multipartFix, r.loc.Base()))
 		}
-		r.trackUpload(key, nil)
-		return pass("uploaded %d parts (%.1f MiB) and aborted the upload without completing it (delete did not pass, so a completed object could not be removed)", len(parts), size)
+		r.trackUpload(s.key, nil)
+		return pass("uploaded %d parts (%.1f MiB) and aborted the upload without completing it (delete did not pass, so a completed object could not be removed)", s.parts, s.mib)
 	}
-	r.track(key, true)
-	if err := up.Complete(ctx); err != nil {
+	r.track(s.key, true)
+	if err := s.up.Complete(ctx); err != nil {
 		if !uncertain(err) {
-			r.track(key, false)
+			r.track(s.key, false)
 		}
-		return errResult(err, fmt.Sprintf(fix, r.Loc.Base())) // cleanup aborts the upload
+		return errResult(err, fmt.Sprintf(multipartFix, r.loc.Base())) // cleanup aborts the upload
 	}
-	r.trackUpload(key, nil)
-	if err := r.Store.Delete(ctx, key); err != nil {
+	r.trackUpload(s.key, nil)
+	if err := r.store().Delete(ctx, s.key); err != nil {
 		return errResult(err, "")
 	}
-	r.track(key, false)
-	return pass("uploaded %d parts (%.1f MiB) as one object, then deleted it", len(parts), size)
+	r.track(s.key, false)
+	return pass("uploaded %d parts (%.1f MiB) as one object, then deleted it", s.parts, s.mib)
 }
 
 func runWALArchive(ctx context.Context, r *Run) Result {
-	if r.T.ReadOnly() {
+	if r.t.ReadOnly() {
 		return sourceWALs(ctx, r)
 	}
-	prefix := r.Loc.Base() + "wals/"
-	if r.T.SkipEmptyWALCheck() {
+	prefix := r.loc.Base() + "wals/"
+	if r.t.SkipEmptyWALCheck() {
 		return skip("skipped: the Cluster sets %s: enabled", targets.SkipEmptyWALAnnotation)
 	}
-	l, err := r.Store.List(ctx, prefix, "", 10000)
+	l, err := r.store().List(ctx, prefix, "", 10000)
 	if err != nil {
 		return errResult(err, "")
 	}
@@ -287,7 +309,7 @@ func runWALArchive(ctx context.Context, r *Run) Result {
 	if l.Truncated {
 		count = fmt.Sprintf("at least %d", len(wals))
 	}
-	if r.T.Archiving() {
+	if r.t.Archiving() {
 		// The Cluster already archives here: the archive must not be ahead of its timeline.
 		if len(wals) == 0 {
 			return Result{Status: report.Warn, Message: fmt.Sprintf("the Cluster's status says it archives WAL, but %s holds none", prefix),
@@ -297,7 +319,7 @@ func runWALArchive(ctx context.Context, r *Run) Result {
 		for _, w := range wals {
 			newest = max(newest, Timeline(w))
 		}
-		current := r.T.Cluster.Status.TimelineID
+		current := r.t.Cluster.Status.TimelineID
 		if current > 0 && newest > current {
 			return Result{Status: report.Fail,
 				Message:     fmt.Sprintf("the archive under %s holds timeline %d, ahead of the Cluster's timeline %d: another cluster writes there", prefix, newest, current),
@@ -311,7 +333,7 @@ func runWALArchive(ctx context.Context, r *Run) Result {
 	return Result{
 		Status: report.Fail,
 		Message: fmt.Sprintf("WAL archive check failed for server %s: Expected empty archive (%s WAL file(s) under %s, first %s, last %s)",
-			r.Loc.ServerName, count, prefix, wals[0], wals[len(wals)-1]),
+			r.loc.ServerName, count, prefix, wals[0], wals[len(wals)-1]),
 		Remediation: "give the new Cluster an unused serverName or destinationPath; or, if these WALs are garbage from an old cluster, delete them; set the annotation " +
 			targets.SkipEmptyWALAnnotation + ": enabled only if you are sure",
 	}

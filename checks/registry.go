@@ -7,6 +7,7 @@ package checks
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -31,13 +32,21 @@ const (
 	Backups     = "backups"
 )
 
-// Check is one entry of the registry.
+// multipartUpload is an internal step (no column): it uploads the multipart probe's parts while
+// write, read and delete run; multipart then completes or aborts the upload.
+const multipartUpload = "multipart-upload"
+
+// Check is one entry of the registry. Every dependency between checks is declared here.
 type Check struct {
 	ID       string
-	Requires []string // must have passed (or warned)
-	After    []string // must have finished, whatever their status
-	Writes   bool     // writes to the store: skipped for sources and with --read-only
-	Run      func(ctx context.Context, r *Run) Result
+	Requires []string // must have passed (or warned), else this check is skipped
+	// RequiresOnWritable are further prerequisites for targets that are written (a backup
+	// destination without --read-only).
+	RequiresOnWritable []string
+	After              []string // must have finished, whatever their status
+	Writes             bool     // writes to the store: skipped for sources and with --read-only
+	Internal           bool     // a step with no column in the matrix; its result reaches its dependents
+	Run                func(ctx context.Context, r *Run) Result
 }
 
 // Result is what a check returns.
@@ -50,6 +59,8 @@ type Result struct {
 	// Blocks makes the checks that require this one skip even though it only warned (a bucket
 	// that does not exist yet: nothing can be probed in it).
 	Blocks bool
+	// Value is what the check hands to the checks that depend on it (see output).
+	Value any
 }
 
 func pass(format string, a ...any) Result {
@@ -68,58 +79,83 @@ var Registry = []Check{
 	{ID: Bucket, Requires: []string{Endpoint}, Run: runBucket},
 	{ID: List, Requires: []string{Bucket}, Run: runList},
 	{ID: Write, Requires: []string{Bucket}, Writes: true, Run: runWrite},
-	{ID: Read, Requires: []string{Bucket}, After: []string{Write, List}, Run: runRead},
+	{ID: Read, Requires: []string{Bucket}, RequiresOnWritable: []string{Write}, After: []string{List}, Run: runRead},
 	{ID: Delete, Requires: []string{Write}, After: []string{Read}, Writes: true, Run: runDelete},
-	{ID: Multipart, Requires: []string{Bucket}, Writes: true, Run: runMultipart}, // waits for delete's verdict itself
+	{ID: multipartUpload, Requires: []string{Bucket}, Writes: true, Internal: true, Run: runMultipartUpload},
+	{ID: Multipart, Requires: []string{Bucket}, After: []string{multipartUpload, Delete}, Writes: true, Run: runMultipart},
 	{ID: Backups, Requires: []string{Bucket}, Run: runBackups},
 	{ID: WALArchive, Requires: []string{Bucket}, After: []string{Backups}, Run: runWALArchive},
 }
 
+// Columns returns the IDs of the checks that have a column in the matrix, in report order.
+func Columns() []string {
+	var out []string
+	for _, c := range Registry {
+		if !c.Internal {
+			out = append(out, c.ID)
+		}
+	}
+	return out
+}
+
 // Options for a run.
 type Options struct {
+	Registry    *providers.Registry           // the providers (providers/all.Registry)
+	Resolver    *net.Resolver                 // host name resolution (nil: the system's)
 	ReadOnly    bool                          // no write, read-back, delete or multipart anywhere
 	Offline     bool                          // config and credentials only: no network at all
 	Logf        providers.Logf                // --verbose: a line per check and HTTP request (may be nil)
 	Progress    func(done, total, failed int) // called after each target (may be nil)
-	Timeout     time.Duration                 // per target
-	Concurrency int                           // targets checked at once (<= 0: 8)
+	Timeout     time.Duration                 // per target (<= 0: 60 s)
+	Concurrency int                           // targets checked at once (<= 0: 16)
 	Now         func() time.Time
 }
 
-// Run is the state of one target's checks.
+// Run is the state of one target's checks. Checks read what earlier checks found through output.
 type Run struct {
-	T    *targets.Target
-	PT   *providers.Target
-	Opts Options
-
-	Driver providers.Driver
-	Loc    providers.Location
-	valFs  []providers.Finding // the provider's config findings, from the one Validate call
-	Store  providers.Store
-	Net    *providers.Net
-
-	ProbeKey  string
-	ProbeData []byte
-	backups   []BackupInfo // completed backups of a source, oldest first
+	t     *targets.Target
+	pt    *providers.Target
+	opts  Options
+	drv   providers.Driver
+	loc   providers.Location
+	valFs []providers.Finding // the provider's config findings, from the one Validate call
 
 	mu      sync.Mutex
-	results map[string]*report.Check
-	blocked map[string]string           // check ID -> why its dependents skip
-	done    map[string]chan struct{}    // closed when a check has its result
-	proceed map[string]bool             // check IDs that failed but let dependents run
+	results map[string]Result
 	pending map[string]bool             // probe keys that may exist in the store
 	uploads map[string]providers.Upload // multipart uploads started and not finished, by key
 	crossFs []providers.Finding
 }
 
+// output returns the value check id handed on, when it has finished with one of type T. A check
+// may only ask for checks it (transitively) requires or runs after.
+func output[T any](r *Run, id string) (T, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.results[id].Value.(T)
+	return v, ok
+}
+
+// connection is what credentials hands on: the client and its network stack.
+type connection struct {
+	store providers.Store
+	net   *providers.Net
+}
+
+// store is the client credentials opened (nil when it did not).
+func (r *Run) store() providers.Store {
+	c, _ := output[connection](r, Credentials)
+	return c.store
+}
+
 func (r *Run) status(id string) report.Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c := r.results[id]; c != nil {
-		return c.Status
-	}
-	return ""
+	return r.results[id].Status
 }
+
+// writable reports whether the target may be written in this run.
+func (r *Run) writable() bool { return !r.t.ReadOnly() && !r.opts.ReadOnly }
 
 func (r *Run) trackUpload(key string, up providers.Upload) {
 	r.mu.Lock()
@@ -152,6 +188,9 @@ func Execute(ctx context.Context, ts []*targets.Target, o Options) *report.Matri
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Registry == nil {
+		o.Registry = providers.NewRegistry()
 	}
 	runs := make([]*Run, len(ts))
 	for i, t := range ts {
@@ -197,13 +236,13 @@ func Execute(ctx context.Context, ts []*targets.Target, o Options) *report.Matri
 }
 
 func newRun(t *targets.Target, o Options) *Run {
-	r := &Run{T: t, Opts: o, results: map[string]*report.Check{}, pending: map[string]bool{}, uploads: map[string]providers.Upload{}, blocked: map[string]string{}, proceed: map[string]bool{}}
+	r := &Run{t: t, opts: o, results: map[string]Result{}, pending: map[string]bool{}, uploads: map[string]providers.Upload{}}
 	if t.Conf != nil {
-		r.PT = t.ProviderTarget()
-		r.PT.Offline = o.Offline
-		r.Driver = providers.Get(t.Provider())
-		if r.Driver != nil {
-			r.Loc, r.valFs = r.Driver.Validate(r.PT)
+		r.pt = t.ProviderTarget()
+		r.pt.Offline = o.Offline
+		r.drv = t.Driver
+		if r.drv != nil {
+			r.loc, r.valFs = r.drv.Validate(r.pt)
 		}
 	}
 	return r
@@ -213,19 +252,19 @@ func newRun(t *targets.Target, o Options) *Run {
 // the Cluster's own backup destination.
 func crossTargetFindings(runs []*Run) {
 	for _, b := range runs {
-		if b.T.Role != targets.RoleBackup || b.Driver == nil {
+		if b.t.Role != targets.RoleBackup || b.drv == nil {
 			continue
 		}
 		for _, s := range runs {
-			if s == b || s.T.Cluster != b.T.Cluster || s.Driver == nil {
+			if s == b || s.t.Cluster != b.t.Cluster || s.drv == nil {
 				continue
 			}
-			if sameLocation(b.Loc, s.Loc, b.T.Conf.EndpointURL, s.T.Conf.EndpointURL) {
-				f := providers.Failf(s.T.Field, "give the new Cluster its own serverName or destinationPath; it must not archive into the archive it restores from",
-					"this %s is the Cluster's own backup destination (same endpoint, bucket, path and serverName %q): the new Cluster would archive WALs into its source", s.T.Role, s.Loc.ServerName)
+			if sameLocation(b.loc, s.loc, b.t.Conf.EndpointURL, s.t.Conf.EndpointURL) {
+				f := providers.Failf(s.t.Field, "give the new Cluster its own serverName or destinationPath; it must not archive into the archive it restores from",
+					"this %s is the Cluster's own backup destination (same endpoint, bucket, path and serverName %q): the new Cluster would archive WALs into its source", s.t.Role, s.loc.ServerName)
 				f.Soft = true
 				s.crossFs = append(s.crossFs, f)
-				g := providers.Failf(b.T.Field, f.Fix, "the backup destination is also %s %q of this Cluster (same bucket, path and serverName)", s.T.Role, s.T.Source)
+				g := providers.Failf(b.t.Field, f.Fix, "the backup destination is also %s %q of this Cluster (same bucket, path and serverName)", s.t.Role, s.t.Source)
 				g.Soft = true
 				b.crossFs = append(b.crossFs, g)
 			}
@@ -240,7 +279,7 @@ func sameLocation(a, b providers.Location, ea, eb string) bool {
 }
 
 func (r *Run) execute(parent context.Context) *report.Target {
-	t := r.T
+	t := r.t
 	out := &report.Target{
 		ID:         t.ID,
 		Cluster:    report.ClusterRef{Namespace: t.Cluster.Meta.Namespace, Name: t.Cluster.Meta.Name},
@@ -251,34 +290,34 @@ func (r *Run) execute(parent context.Context) *report.Target {
 	if t.Conf != nil {
 		out.DestinationPath = t.Conf.DestinationPath
 	}
-	ctx, cancel := context.WithTimeoutCause(parent, r.Opts.Timeout, fmt.Errorf("timed out after %s (--timeout)", r.Opts.Timeout))
+	ctx, cancel := context.WithTimeoutCause(parent, r.opts.Timeout, fmt.Errorf("timed out after %s (--timeout)", r.opts.Timeout))
 	defer cancel()
 
 	done := map[string]chan struct{}{}
 	for _, c := range Registry {
 		done[c.ID] = make(chan struct{})
 	}
-	r.done = done
+	durations := map[string]time.Duration{}
 	var wg sync.WaitGroup
 	for _, c := range Registry {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer close(done[c.ID])
-			for _, d := range append(append([]string{}, c.Requires...), c.After...) {
+			for _, d := range c.Requires {
+				<-done[d]
+			}
+			for _, d := range c.RequiresOnWritable {
+				<-done[d]
+			}
+			for _, d := range c.After {
 				<-done[d]
 			}
 			start := time.Now()
 			res := r.decide(ctx, c)
-			rc := &report.Check{ID: c.ID, Status: res.Status, Message: res.Message, Remediation: res.Remediation, DurationMs: time.Since(start).Milliseconds()}
 			r.mu.Lock()
-			r.results[c.ID] = rc
-			if res.Blocks {
-				r.blocked[c.ID] = res.Message
-			}
-			if res.Proceed {
-				r.proceed[c.ID] = true
-			}
+			r.results[c.ID] = res
+			durations[c.ID] = time.Since(start)
 			r.mu.Unlock()
 		}()
 	}
@@ -289,17 +328,22 @@ func (r *Run) execute(parent context.Context) *report.Target {
 		budget = 900 * time.Millisecond
 	}
 	out.Leftovers = r.cleanup(budget)
-	if r.Net != nil {
-		out.Requests = r.Net.Requests()
-		r.Net.Close()
+	if conn, ok := output[connection](r, Credentials); ok {
+		out.Requests = conn.net.Requests()
+		conn.net.Close()
+		if conn.store != nil {
+			out.Endpoint = conn.store.Endpoint().String()
+		}
 	}
-	if r.Store != nil {
-		out.Endpoint = r.Store.Endpoint().String()
-	} else if r.Loc.Endpoint != nil {
-		out.Endpoint = r.Loc.Endpoint.String()
+	if out.Endpoint == "" && r.loc.Endpoint != nil {
+		out.Endpoint = r.loc.Endpoint.String()
 	}
 	for _, c := range Registry {
-		out.Checks = append(out.Checks, *r.results[c.ID])
+		if c.Internal {
+			continue
+		}
+		res := r.results[c.ID]
+		out.Checks = append(out.Checks, report.Check{ID: c.ID, Status: res.Status, Message: res.Message, Remediation: res.Remediation, DurationMs: durations[c.ID].Milliseconds()})
 	}
 	return out
 }
@@ -312,33 +356,37 @@ func (r *Run) decide(ctx context.Context, c Check) (res Result) {
 			res = Result{Status: report.Fail, Message: fmt.Sprintf("internal error in check %s: %v (please report it)", c.ID, p)}
 		}
 	}()
-	for _, d := range c.Requires {
+	requires := c.Requires
+	if r.writable() {
+		requires = append(append([]string(nil), requires...), c.RequiresOnWritable...)
+	}
+	for _, d := range requires {
 		r.mu.Lock()
-		why, proceed := r.blocked[d], r.proceed[d]
+		dep := r.results[d]
 		r.mu.Unlock()
-		if st := r.status(d); st != report.Pass && st != report.Warn && !proceed {
+		if dep.Status != report.Pass && dep.Status != report.Warn && !dep.Proceed {
 			return skip("skipped: %s did not pass", d)
 		}
-		if why != "" {
-			return skip("skipped: %s", why)
+		if dep.Blocks {
+			return skip("skipped: %s", dep.Message)
 		}
 	}
 	if c.Writes {
-		if r.T.ReadOnly() {
-			return skip("skipped: a %s is read-only, never written", r.T.Role)
+		if r.t.ReadOnly() {
+			return skip("skipped: a %s is read-only, never written", r.t.Role)
 		}
-		if r.Opts.ReadOnly {
+		if r.opts.ReadOnly {
 			return skip("skipped: --read-only")
 		}
 	}
-	if r.Opts.Offline && c.ID != Config && c.ID != Credentials {
+	if r.opts.Offline && c.ID != Config && c.ID != Credentials {
 		return skip("skipped: --offline")
 	}
 	if err := ctx.Err(); err != nil {
 		return skip("skipped: %s", stopReason(ctx))
 	}
-	if r.Opts.Logf != nil {
-		r.Opts.Logf("%s: %s: start", r.T.ID, c.ID)
+	if r.opts.Logf != nil {
+		r.opts.Logf("%s: %s: start", r.t.ID, c.ID)
 	}
 	res = c.Run(ctx, r)
 	if ctx.Err() != nil && res.Status == report.Fail {
@@ -370,7 +418,8 @@ func (r *Run) cleanup(budget time.Duration) []string {
 		uploads[k] = u
 	}
 	r.mu.Unlock()
-	if (len(keys) == 0 && len(uploads) == 0) || r.Store == nil {
+	store := r.store()
+	if (len(keys) == 0 && len(uploads) == 0) || store == nil {
 		return nil
 	}
 	var left []string
@@ -390,10 +439,10 @@ func (r *Run) cleanup(budget time.Duration) []string {
 	}
 	for _, k := range keys {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		err := r.Store.Delete(ctx, k)
+		err := store.Delete(ctx, k)
 		if err != nil && providers.KindOf(err) != providers.KindNotFound {
 			// The write may never have landed: only name keys that are there (or unknown).
-			if exists, xerr := r.Store.Exists(ctx, k); xerr != nil || exists {
+			if exists, xerr := store.Exists(ctx, k); xerr != nil || exists {
 				left = append(left, k)
 				cancel()
 				continue

@@ -6,147 +6,114 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
+	"github.com/cnpg-preflight/cnpg-preflight/providers/providertest"
 	"github.com/cnpg-preflight/cnpg-preflight/report"
 	"github.com/cnpg-preflight/cnpg-preflight/targets"
 )
 
-// memStore is an in-memory Store for the runner's logic (the real stores are tested against real
-// servers in integration/); deny makes operations fail as "access denied".
-type memStore struct {
-	mu       sync.Mutex
-	objs     map[string][]byte
-	deny     map[string]bool // Put, Delete, Multipart
-	endpoint *url.URL        // a real loopback HTTP server, for the endpoint check
-}
+// memDriver serves s3:// destinations from an in-memory store (the real stores are tested against
+// real servers in each provider's package and in integration/).
+type memDriver struct{ store *providertest.MemStore }
 
-func (m *memStore) Endpoint() *url.URL                    { return m.endpoint }
-func (m *memStore) MinPartSize() int                      { return 16 }
-func (m *memStore) CheckBucket(ctx context.Context) error { return nil }
-func (m *memStore) List(_ context.Context, prefix, _ string, _ int) (providers.Listing, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var l providers.Listing
-	for k, v := range m.objs {
-		if strings.HasPrefix(k, prefix) {
-			l.Keys = append(l.Keys, providers.Object{Key: k, Size: int64(len(v))})
-		}
-	}
-	return l, nil
+func (memDriver) Info() providers.Info {
+	return providers.Info{Name: "mem", CredentialsField: "s3Credentials", DestinationForm: "s3://BUCKET/PATH", BucketNoun: "bucket"}
 }
-func denied(op string) error {
-	return &providers.Error{Op: op, Kind: providers.KindDenied, Msg: op + ": denied"}
+func (memDriver) Serves(p string) bool { return strings.HasPrefix(p, "s3://") }
+func (memDriver) Credentials(c *manifest.BarmanObjectStore) providers.Credentials {
+	return providers.Credentials{Set: c.S3Credentials != nil}
 }
-func (m *memStore) Put(_ context.Context, k string, d []byte, _ providers.PutOptions) error {
-	if m.deny["Put"] {
-		return denied("Put")
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.objs[k] = d
-	return nil
+func (memDriver) PutOptions(*manifest.BarmanObjectStore) providers.PutOptions {
+	return providers.PutOptions{}
 }
-func (m *memStore) Get(_ context.Context, k string) ([]byte, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if v, ok := m.objs[k]; ok {
-		return v, nil
-	}
-	return nil, &providers.Error{Kind: providers.KindNotFound, Msg: "not found"}
-}
-func (m *memStore) Delete(_ context.Context, k string) error {
-	if m.deny["Delete"] {
-		return denied("Delete")
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.objs, k)
-	return nil
-}
-func (m *memStore) Exists(_ context.Context, k string) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, ok := m.objs[k]
-	return ok, nil
-}
-
-type memUpload struct {
-	m   *memStore
-	key string
-}
-
-func (u memUpload) Complete(context.Context) error {
-	return u.m.Put(context.Background(), u.key, []byte("mp"), providers.PutOptions{})
-}
-func (u memUpload) Abort(context.Context) error { return nil }
-func (m *memStore) StartMultipart(_ context.Context, k string, _ [][]byte, _ providers.PutOptions) (providers.Upload, error) {
-	if m.deny["Multipart"] {
-		return nil, denied("CreateMultipartUpload")
-	}
-	return memUpload{m, k}, nil
-}
-
-type memDriver struct{ store *memStore }
-
 func (d memDriver) Validate(t *providers.Target) (providers.Location, []providers.Finding) {
-	return providers.Location{Provider: "s3", Bucket: "b", Prefix: "p", ServerName: t.ServerName, Endpoint: d.store.Endpoint()}, nil
+	return providers.Location{Provider: "mem", Bucket: "b", Prefix: "p", ServerName: t.ServerName, Endpoint: d.store.Endpoint()}, nil
 }
-func (d memDriver) CA(*providers.Target) ([]byte, []providers.Finding) { return nil, nil }
+func (memDriver) CA(context.Context, *providers.Target) ([]byte, []providers.Finding) {
+	return nil, nil
+}
 func (d memDriver) Connect(context.Context, *providers.Target, providers.Location, *providers.Net) (providers.Store, string, []providers.Finding) {
 	return d.store, "memory", nil
 }
 
-func target(role string) *targets.Target {
+func target(role string, d providers.Driver) *targets.Target {
 	c := &manifest.Cluster{Meta: manifest.Meta{Name: "pg", Namespace: "db"}}
 	conf := &manifest.BarmanObjectStore{DestinationPath: "s3://b/p", S3Credentials: &manifest.S3Credentials{InheritFromIAMRole: true}}
-	return &targets.Target{ID: "db/pg/" + role, Cluster: c, Role: role, Field: "f", Conf: conf, ServerName: "pg", Env: map[string]string{}}
+	return &targets.Target{ID: "db/pg/" + role, Cluster: c, Role: role, Field: "f", Conf: conf, ServerName: "pg", Env: map[string]string{}, Driver: d}
 }
 
-func statuses(tg *report.Target) string {
-	var s []string
-	for _, c := range tg.Checks {
-		s = append(s, c.ID+"="+string(c.Status))
+func expect(t *testing.T, tg *report.Target, spec string) {
+	t.Helper()
+	for _, m := range Mismatches(tg, spec) {
+		t.Error(m)
 	}
-	return strings.Join(s, " ")
 }
 
 // TestRunnerWithMemoryStore checks the runner's logic (prerequisites, read-only sources, cleanup)
-// on an in-memory store; the real stores are covered against real servers in integration/.
+// on an in-memory store; the real stores are covered against real servers.
 func TestRunnerWithMemoryStore(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
 	ep, _ := url.Parse(srv.URL)
-	const head = "config=pass credentials=pass endpoint=pass "
 	for _, c := range []struct {
 		name      string
 		role      string
+		readOnly  bool
 		deny      map[string]bool
+		seed      map[string]string
 		want      string
 		leftovers int
 	}{
-		{"all pass", targets.RoleBackup, nil, head + "bucket=pass list=pass write=pass read=pass delete=pass multipart=pass backups=skip wal-archive=pass", 0},
-		{"write denied", targets.RoleBackup, map[string]bool{"Put": true, "Multipart": true}, head + "bucket=pass list=pass write=fail read=skip delete=skip multipart=fail backups=skip wal-archive=pass", 0},
-		{"delete denied", targets.RoleBackup, map[string]bool{"Delete": true}, head + "bucket=pass list=pass write=pass read=pass delete=fail multipart=pass backups=skip wal-archive=pass", 1},
-		{"source is read-only", targets.RoleRecoverySource, nil, head + "bucket=pass list=pass write=skip read=skip delete=skip multipart=skip backups=fail wal-archive=fail", 0},
+		{"all pass", targets.RoleBackup, false, nil, nil, "backups=skip *=pass", 0},
+		{"write denied", targets.RoleBackup, false, map[string]bool{"Put": true, "Multipart": true}, nil, "write=fail read=skip delete=skip multipart=fail backups=skip wal-archive=pass", 0},
+		{"delete denied", targets.RoleBackup, false, map[string]bool{"Delete": true}, nil, "write=pass read=pass delete=fail multipart=pass backups=skip", 1},
+		{"source is read-only", targets.RoleRecoverySource, false, nil, nil, "list=pass write=skip read=skip delete=skip multipart=skip backups=fail wal-archive=fail", 0},
+		{"--read-only reads an existing object", targets.RoleBackup, true, nil, map[string]string{"p/pg/base/x/backup.info": "status=DONE"}, "write=skip read=pass delete=skip multipart=skip", 0},
+		{"non-empty archive", targets.RoleBackup, false, nil, map[string]string{"p/pg/wals/0000000100000000/000000010000000000000001.gz": "x"}, "wal-archive=fail", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			store := &memStore{objs: map[string][]byte{}, deny: c.deny, endpoint: ep}
-			providers.Register("s3", memDriver{store})
-			m := Execute(context.Background(), []*targets.Target{target(c.role)}, Options{Timeout: 5 * time.Second})
-			if got := statuses(m.Targets[0]); got != c.want {
-				t.Errorf("got  %s\nwant %s", got, c.want)
+			store := providertest.NewMemStore(ep)
+			store.Deny, store.PageSize = c.deny, 2
+			for k, v := range c.seed {
+				store.Put(context.Background(), k, []byte(v), providers.PutOptions{})
 			}
+			d := memDriver{store}
+			m := Execute(context.Background(), []*targets.Target{target(c.role, d)}, Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second, ReadOnly: c.readOnly})
+			expect(t, m.Targets[0], "config=pass credentials=pass endpoint=pass bucket=pass "+c.want)
 			if len(m.Targets[0].Leftovers) != c.leftovers {
 				t.Errorf("leftovers %v", m.Targets[0].Leftovers)
 			}
-			if c.leftovers == 0 && len(store.objs) != 0 {
-				t.Errorf("objects left in the store: %v", store.objs)
+			if left := store.Objects(); c.leftovers == 0 && len(left) != len(c.seed) {
+				t.Errorf("objects left in the store: %v", left)
+			}
+			if n := store.Unfinished(); n != 0 {
+				t.Errorf("%d multipart upload(s) neither completed nor aborted", n)
 			}
 		})
+	}
+}
+
+// Every dependency names a check of the registry that comes earlier (so the per-target DAG has
+// no cycle and no dangling edge), and every column of the matrix is a registry entry.
+func TestRegistryEdges(t *testing.T) {
+	pos := map[string]int{}
+	for i, c := range Registry {
+		if _, dup := pos[c.ID]; dup {
+			t.Errorf("check %s registered twice", c.ID)
+		}
+		pos[c.ID] = i
+	}
+	for i, c := range Registry {
+		for _, deps := range [][]string{c.Requires, c.RequiresOnWritable, c.After} {
+			for _, d := range deps {
+				if j, ok := pos[d]; !ok || j >= i {
+					t.Errorf("%s depends on %q, which is not an earlier check", c.ID, d)
+				}
+			}
+		}
 	}
 }

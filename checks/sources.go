@@ -17,16 +17,16 @@ import (
 // runBackups reads a source's backup catalog the way barman does: every sub-prefix of base/ is a
 // backup, described by its backup.info.
 func runBackups(ctx context.Context, r *Run) Result {
-	if !r.T.ReadOnly() {
+	if !r.t.ReadOnly() {
 		return skip("skipped: applies to recovery and replica sources")
 	}
-	base := r.Loc.Base() + "base/"
-	l, err := r.Store.List(ctx, base, "/", 0)
+	base := r.loc.Base() + "base/"
+	l, err := r.store().List(ctx, base, "/", 0)
 	if err != nil {
 		return errResult(err, "")
 	}
 	noneStatus := report.Fail
-	if r.T.Role == targets.RoleSource {
+	if r.t.Role == targets.RoleSource {
 		noneStatus = report.Warn
 	}
 	if len(l.Prefixes) == 0 {
@@ -43,7 +43,7 @@ func runBackups(ctx context.Context, r *Run) Result {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			id := strings.TrimSuffix(strings.TrimPrefix(p, base), "/")
-			data, err := r.Store.Get(ctx, p+"backup.info")
+			data, err := r.store().Get(ctx, p+"backup.info")
 			switch {
 			case providers.KindOf(err) == providers.KindNotFound:
 				infos[i] = BackupInfo{ID: id, Problem: "no backup.info: unfinished or interrupted"}
@@ -66,32 +66,34 @@ func runBackups(ctx context.Context, r *Run) Result {
 	sort.Slice(done, func(i, j int) bool {
 		return done[i].EndTime.Before(done[j].EndTime) || (done[i].EndTime.Equal(done[j].EndTime) && done[i].ID < done[j].ID)
 	})
-	r.mu.Lock()
-	r.backups = done
-	r.mu.Unlock()
 	var unusable []string
 	for _, b := range bad {
 		unusable = append(unusable, fmt.Sprintf("%s (%s)", b.ID, b.Problem))
 	}
 	if len(done) == 0 {
 		return Result{Status: noneStatus, Message: fmt.Sprintf("%d backup folder(s) under %s, none completed: %s", len(infos), base, strings.Join(unusable, ", ")),
-			Remediation: "take a backup on the source cluster and wait for it to complete (status DONE in backup.info)"}
+			Remediation: "take a backup on the source cluster and wait for it to complete (status DONE in backup.info)", Value: catalog{}}
 	}
 	last := done[len(done)-1]
 	msg := fmt.Sprintf("%d backup(s), %d completed; latest completed %s: %s → %s, WAL %s–%s, timeline %d",
 		len(infos), len(done), last.ID, last.BeginTime.UTC().Format(time.RFC3339), last.EndTime.UTC().Format(time.RFC3339), last.BeginWAL, last.EndWAL, last.Timeline)
 	if len(bad) > 0 {
 		return Result{Status: report.Warn, Message: msg + "; not usable: " + strings.Join(unusable, ", "),
-			Remediation: "unfinished backups are ignored by a restore; remove them with barman-cloud-backup-delete if they are failed leftovers"}
+			Remediation: "unfinished backups are ignored by a restore; remove them with barman-cloud-backup-delete if they are failed leftovers", Value: catalog{done}}
 	}
-	return pass("%s", msg)
+	res := pass("%s", msg)
+	res.Value = catalog{done}
+	return res
 }
+
+// catalog is what backups hands on: a source's completed backups, oldest first.
+type catalog struct{ backups []BackupInfo }
 
 // sourceWALs checks a source's WAL archive: the segments the latest completed backup needs, the
 // newest WAL and the timelines seen. It lists only the hash folders it needs.
 func sourceWALs(ctx context.Context, r *Run) Result {
-	prefix := r.Loc.Base() + "wals/"
-	top, err := r.Store.List(ctx, prefix, "/", 0)
+	prefix := r.loc.Base() + "wals/"
+	top, err := r.store().List(ctx, prefix, "/", 0)
 	if err != nil {
 		return errResult(err, "")
 	}
@@ -110,12 +112,11 @@ func sourceWALs(ctx context.Context, r *Run) Result {
 		}
 	}
 	sort.Strings(dirs)
-	r.mu.Lock()
-	backups := r.backups
-	r.mu.Unlock()
+	cat, _ := output[catalog](r, Backups)
+	backups := cat.backups
 	if len(dirs) == 0 {
 		status := report.Fail
-		if r.T.Role == targets.RoleSource {
+		if r.t.Role == targets.RoleSource {
 			status = report.Warn
 		}
 		return Result{Status: status, Message: fmt.Sprintf("no WAL under %s", prefix),
@@ -127,7 +128,7 @@ func sourceWALs(ctx context.Context, r *Run) Result {
 		if m, ok := seen[d]; ok {
 			return m, nil
 		}
-		l, err := r.Store.List(ctx, prefix+d+"/", "", 0)
+		l, err := r.store().List(ctx, prefix+d+"/", "", 0)
 		if err != nil {
 			return nil, err
 		}
@@ -158,8 +159,8 @@ func sourceWALs(ctx context.Context, r *Run) Result {
 	sort.Ints(tls)
 	tlText := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(tls)), ", "), "[]")
 	msg := fmt.Sprintf("newest WAL %s, timeline(s) %s", newestName, tlText)
-	if r.T.Role == targets.RoleReplicaSource && !newest.Modified.IsZero() {
-		msg += fmt.Sprintf(", archived %s ago", r.Opts.Now().Sub(newest.Modified).Round(time.Second))
+	if r.t.Role == targets.RoleReplicaSource && !newest.Modified.IsZero() {
+		msg += fmt.Sprintf(", archived %s ago", r.opts.Now().Sub(newest.Modified).Round(time.Second))
 	}
 	res := Result{Status: report.Pass}
 	if len(backups) > 0 {
@@ -186,7 +187,7 @@ func sourceWALs(ctx context.Context, r *Run) Result {
 		msg = fmt.Sprintf("WAL %s–%s needed by backup %s present (%d segment(s)); %s", last.BeginWAL, last.EndWAL, last.ID, len(segs), msg)
 	}
 	res.Message = msg
-	if r.T.Role == targets.RoleRecoverySource {
+	if r.t.Role == targets.RoleRecoverySource {
 		if f := recoveryTargetProblem(r, backups, timelines, newest); f != nil {
 			res.Status, res.Message, res.Remediation = f.Status, f.Message+"; "+msg, f.Remediation
 		}
@@ -196,7 +197,7 @@ func sourceWALs(ctx context.Context, r *Run) Result {
 
 // recoveryTargetProblem says when spec.bootstrap.recovery.recoveryTarget cannot be reached.
 func recoveryTargetProblem(r *Run, backups []BackupInfo, timelines map[int]bool, newest providers.Object) *Result {
-	b := r.T.Cluster.Spec.Bootstrap
+	b := r.t.Cluster.Spec.Bootstrap
 	if b == nil || b.Recovery == nil || b.Recovery.RecoveryTarget == nil {
 		return nil
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"os"
 	"path/filepath"
@@ -12,10 +13,21 @@ import (
 // canaries are secret values used in testdata/bad: none may appear in any output.
 var canaries = []string{"s3-CANARY-secret-value", "AKIACANARY"}
 
+// testFactory is the production factory with buffers for streams and env for the environment.
+func testFactory(stdin string, env map[string]string) (*Factory, *bytes.Buffer, *bytes.Buffer) {
+	var out, errb bytes.Buffer
+	return NewFactory(&IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errb, Getenv: func(k string) string { return env[k] }}), &out, &errb
+}
+
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	code = Main(args, strings.NewReader(""), &out, &errb)
+	return runCLIEnv(t, nil, args...)
+}
+
+func runCLIEnv(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	f, out, errb := testFactory("", env)
+	code = MainContext(context.Background(), f, args)
 	stdout, stderr = out.String(), errb.String()
 	for _, bad := range []string{"panic", "goroutine ", ".go:"} {
 		if strings.Contains(stderr, bad) || strings.Contains(stdout, bad) {

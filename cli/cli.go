@@ -18,12 +18,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cnpg-preflight/cnpg-preflight/checks"
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 	"github.com/cnpg-preflight/cnpg-preflight/kube"
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
-	_ "github.com/cnpg-preflight/cnpg-preflight/providers/azure" // registers the azure provider
-	_ "github.com/cnpg-preflight/cnpg-preflight/providers/gcs"   // registers the gcs provider
-	_ "github.com/cnpg-preflight/cnpg-preflight/providers/s3"    // registers the s3 provider
 	"github.com/cnpg-preflight/cnpg-preflight/report"
 	"github.com/cnpg-preflight/cnpg-preflight/targets"
 )
@@ -46,34 +44,37 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-// ExitCode maps a command's error to the process exit code.
+// ExitCode maps a command's error to the process exit code: 2 for bad input or usage only;
+// anything else that went wrong (a report that could not be written, say) is 1.
 func ExitCode(err error) int {
 	var ue *UsageError
 	var ie *manifest.InputError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, pflag.ErrHelp):
 		return ExitOK
-	case errors.Is(err, ErrChecksFailed):
-		return ExitFailed
 	case errors.As(err, &ue), errors.As(err, &ie):
 		return ExitUsage
 	}
-	return ExitUsage
+	return ExitFailed
 }
 
-// Main runs the command line args and returns the exit code; errors are printed as one line.
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	err := Run(args, stdin, stdout, stderr)
+// Main runs the command line args with the factory's streams, cancelling the run on SIGINT or
+// SIGTERM, and returns the exit code. It is all main does.
+func Main(f *Factory, args []string) int {
+	ctx, stop := signalContext()
+	defer stop()
+	return MainContext(ctx, f, args)
+}
+
+// MainContext runs the command line args until ctx ends and returns the exit code; errors are
+// printed on the error stream as one line.
+func MainContext(ctx context.Context, f *Factory, args []string) int {
+	err := Run(ctx, f, args)
 	if err != nil && !errors.Is(err, ErrChecksFailed) && !errors.Is(err, pflag.ErrHelp) {
-		fmt.Fprintln(stderr, "cnpg-preflight: "+oneLine(err.Error()))
-	}
-	if errors.Is(err, pflag.ErrHelp) {
-		return ExitOK
+		fmt.Fprintln(f.IO.ErrOut, "cnpg-preflight: "+text.OneLine(err.Error()))
 	}
 	return ExitCode(err)
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 const usage = `cnpg-preflight tells, before backups are turned on, whether CloudNativePG's backup client
 (barman-cloud) will really be able to use the object stores a Cluster is configured with.
@@ -94,30 +95,30 @@ Run 'cnpg-preflight check --help' for the flags and examples.
 `
 
 // Run dispatches to a command.
-func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func Run(ctx context.Context, f *Factory, args []string) error {
 	if len(args) == 0 {
-		io.WriteString(stderr, usage)
+		io.WriteString(f.IO.ErrOut, usage)
 		return &UsageError{Msg: "missing command (check or version)"}
 	}
 	switch args[0] {
 	case "check":
-		o, err := parseCheck(args[1:], stdout, stderr)
+		o, err := parseCheck(args[1:], f.IO.Out)
 		if err != nil {
 			return err
 		}
-		return RunCheck(o, stdin, stdout, stderr)
+		return RunCheck(ctx, f, o)
 	case "job":
-		o, err := parseJob(args[1:], stdout)
+		o, err := parseJob(args[1:], f.IO.Out)
 		if err != nil {
 			return err
 		}
-		return RunJob(o, stdin, stdout)
+		return RunJob(ctx, f, o)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "cnpg-preflight "+version())
-		return nil
+		_, err := fmt.Fprintln(f.IO.Out, "cnpg-preflight "+version())
+		return err
 	case "help", "-h", "--help":
-		io.WriteString(stdout, usage)
-		return nil
+		_, err := io.WriteString(f.IO.Out, usage)
+		return err
 	}
 	return &UsageError{Msg: fmt.Sprintf("unknown command %q (want check, job or version; see --help)", args[0])}
 }
@@ -146,8 +147,6 @@ type CheckOptions struct {
 	Kube        kube.Options // live input: --cluster, -A, --kubeconfig, --context (and -n)
 	// TerminationLog receives a short summary when running in a Pod (KUBERNETES_SERVICE_HOST set).
 	TerminationLog string
-	Color          bool // computed: stdout is a terminal and colour is not disabled
-	Progress       bool // computed: stderr is a terminal
 }
 
 const checkHelp = `Usage: cnpg-preflight check -f PATH [-f PATH ...] [flags]
@@ -184,7 +183,7 @@ Exit codes: 0 no check failed (warnings allowed), 1 a check failed, 2 bad input 
 Flags:
 `
 
-func parseCheck(args []string, stdout, stderr io.Writer) (*CheckOptions, error) {
+func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
 	o := &CheckOptions{}
 	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -195,7 +194,7 @@ func parseCheck(args []string, stdout, stderr io.Writer) (*CheckOptions, error) 
 	fs.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "live: kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the in-cluster config in a Pod)")
 	fs.StringVar(&o.Kube.Context, "context", "", "live: kubeconfig context")
 	fs.StringVar(&o.TerminationLog, "termination-log", "/dev/termination-log", "in a Pod, where the summary for kubectl get pod goes")
-	fs.StringVarP(&o.Output, "output", "o", "table", "output format: table, json, junit or markdown")
+	fs.StringVarP(&o.Output, "output", "o", "table", "output format: "+text.Join(report.Formats, "or"))
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "time limit for all checks of one target")
 	fs.BoolVar(&o.ReadOnly, "read-only", false, "no write, read-back, delete or multipart probe anywhere")
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "targets checked at once")
@@ -230,7 +229,7 @@ func parseCheck(args []string, stdout, stderr io.Writer) (*CheckOptions, error) 
 		valid = valid || f == o.Output
 	}
 	if !valid {
-		return nil, &UsageError{Msg: fmt.Sprintf("unknown output format %q (want table, json, junit or markdown)", o.Output)}
+		return nil, &UsageError{Msg: fmt.Sprintf("unknown output format %q (want %s)", o.Output, text.Join(report.Formats, "or"))}
 	}
 	if o.Timeout <= 0 {
 		return nil, &UsageError{Msg: "--timeout must be positive"}
@@ -238,32 +237,22 @@ func parseCheck(args []string, stdout, stderr io.Writer) (*CheckOptions, error) 
 	if o.Concurrency < 1 {
 		return nil, &UsageError{Msg: "--concurrency must be at least 1"}
 	}
-	_, noColorEnv := os.LookupEnv("NO_COLOR")
-	o.Color = !o.NoColor && !noColorEnv && isTerminal(stdout)
-	o.Progress = isTerminal(stderr)
+	o.Kube.Timeout = o.Timeout
 	return o, nil
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
 // RunCheck reads the manifests (or the live cluster), runs the checks and renders the matrix.
-func RunCheck(o *CheckOptions, stdin io.Reader, stdout, stderr io.Writer) error {
-	ctx, stop := signalContext()
-	defer stop()
-	set, lookup, where, err := load(ctx, o, stdin)
+func RunCheck(ctx context.Context, f *Factory, o *CheckOptions) error {
+	io := f.IO
+	stderr := io.ErrOut
+	in, err := load(ctx, f, o.Files, o.Namespace, o.Kube)
 	if err != nil {
 		return err
 	}
-	ts := targets.Build(set, lookup)
+	set := in.set
+	ts := targets.Build(set, in.secrets, f.Registry)
 	if len(ts) == 0 {
-		return &UsageError{Msg: fmt.Sprintf("no Cluster with an object-store configuration found in %s (read %d Cluster(s))", where, len(set.Clusters))}
+		return &UsageError{Msg: fmt.Sprintf("no Cluster with an object-store configuration found in %s (read %d Cluster(s))", in.where, len(set.Clusters))}
 	}
 	var logf providers.Logf
 	if o.Verbose {
@@ -276,7 +265,7 @@ func RunCheck(o *CheckOptions, stdin io.Reader, stdout, stderr io.Writer) error 
 		}
 	}
 	var progress func(done, total, failed int)
-	if o.Progress && len(ts) > 1 && !o.Verbose {
+	if io.ErrTTY && len(ts) > 1 && !o.Verbose {
 		progress = func(done, total, failed int) {
 			fmt.Fprintf(stderr, "\rchecked %d/%d targets, %d with failures", done, total, failed)
 			if done == total {
@@ -284,49 +273,62 @@ func RunCheck(o *CheckOptions, stdin io.Reader, stdout, stderr io.Writer) error 
 			}
 		}
 	}
-	m := checks.Execute(ctx, ts, checks.Options{ReadOnly: o.ReadOnly, Offline: o.Offline, Timeout: o.Timeout, Concurrency: o.Concurrency, Logf: logf, Progress: progress})
-	if err := report.Render(stdout, m, o.Output, report.Options{Color: o.Color}); err != nil {
-		return err
+	m := checks.Execute(ctx, ts, checks.Options{Registry: f.Registry, Resolver: f.Resolver, ReadOnly: o.ReadOnly, Offline: o.Offline,
+		Timeout: o.Timeout, Concurrency: o.Concurrency, Logf: logf, Progress: progress})
+	color := !o.NoColor && io.getenv("NO_COLOR") == "" && io.OutTTY
+	if err := report.Render(io.Out, m, o.Output, report.Options{Color: color}); err != nil {
+		return fmt.Errorf("cannot write the report: %w", err)
 	}
-	writeTerminationLog(o.TerminationLog, m)
+	if io.getenv("KUBERNETES_SERVICE_HOST") != "" {
+		writeTerminationLog(o.TerminationLog, m)
+	}
 	if m.Failed() {
 		return ErrChecksFailed
 	}
 	return nil
 }
 
-// load reads the input: manifest files, or a live cluster (Clusters, their ObjectStores, and only
-// the Secrets they reference, read lazily).
-func load(ctx context.Context, o *CheckOptions, stdin io.Reader) (*manifest.Set, func(string) providers.SecretLookup, string, error) {
-	if len(o.Files) > 0 {
-		set, err := manifest.Load(o.Files, stdin, o.Namespace)
+// input is what a command read.
+type input struct {
+	set       *manifest.Set
+	secrets   func(namespace string) providers.SecretLookup
+	where     string // what was read, for messages
+	namespace string // the namespace in effect
+}
+
+// load reads the input: manifest files (namespace: of objects that name none), or a live cluster
+// (Clusters, their ObjectStores, and only the Secrets they reference, read lazily).
+func load(ctx context.Context, f *Factory, files []string, namespace string, ko kube.Options) (*input, error) {
+	if len(files) > 0 {
+		set, err := manifest.Load(files, f.IO.In, namespace)
 		if err != nil {
-			return nil, nil, "", err
+			return nil, err
 		}
-		return set, func(ns string) providers.SecretLookup { return targets.SecretsFromSet(set, ns) }, strings.Join(o.Files, ", "), nil
+		return &input{set: set, secrets: func(ns string) providers.SecretLookup { return targets.SecretsFromSet(set, ns) },
+			where: strings.Join(files, ", "), namespace: namespace}, nil
 	}
-	c, err := kube.New(o.Kube)
+	c, err := f.Live(ko)
 	if err != nil {
-		return nil, nil, "", &UsageError{Msg: err.Error()}
+		return nil, &UsageError{Msg: err.Error()}
 	}
-	set, err := c.Load(ctx, o.Kube)
+	set, err := c.Load(ctx, ko)
 	if err != nil {
-		return nil, nil, "", &UsageError{Msg: err.Error()}
+		return nil, &UsageError{Msg: err.Error()}
 	}
-	where := "namespace " + c.Namespace
+	in := &input{set: set, secrets: c.Secrets, where: "namespace " + c.Namespace(), namespace: c.Namespace()}
 	switch {
-	case o.Kube.AllNamespaces:
-		where = "any namespace"
-	case o.Kube.Cluster != "":
-		where = "Cluster " + c.Namespace + "/" + o.Kube.Cluster
+	case ko.AllNamespaces:
+		in.where = "any namespace"
+	case ko.Cluster != "":
+		in.where = "Cluster " + c.Namespace() + "/" + ko.Cluster
 	}
-	return set, func(ns string) providers.SecretLookup { return c.Secrets(ctx, ns) }, where, nil
+	return in, nil
 }
 
 // writeTerminationLog puts a summary (under 4 KiB) where Kubernetes shows it as the container's
-// termination message, when running in a Pod.
+// termination message (the caller knows it runs in a Pod).
 func writeTerminationLog(path string, m *report.Matrix) {
-	if path == "" || os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+	if path == "" {
 		return
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cnpg-preflight/cnpg-preflight/kube"
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
+	"github.com/cnpg-preflight/cnpg-preflight/providers"
 	"github.com/cnpg-preflight/cnpg-preflight/targets"
 )
 
@@ -77,27 +78,16 @@ func parseJob(args []string, stdout io.Writer) (*JobOptions, error) {
 }
 
 // RunJob prints the manifests for one Cluster.
-func RunJob(o *JobOptions, stdin io.Reader, stdout io.Writer) error {
-	var set *manifest.Set
+func RunJob(ctx context.Context, f *Factory, o *JobOptions) error {
 	ns := o.Namespace
-	if len(o.Files) > 0 {
-		if ns == "" {
-			ns = "default"
-		}
-		var err error
-		if set, err = manifest.Load(o.Files, stdin, ns); err != nil {
-			return err
-		}
-	} else {
-		c, err := kube.New(o.Kube)
-		if err != nil {
-			return &UsageError{Msg: err.Error()}
-		}
-		ns = c.Namespace
-		if set, err = c.Load(context.Background(), o.Kube); err != nil {
-			return &UsageError{Msg: err.Error()}
-		}
+	if len(o.Files) > 0 && ns == "" {
+		ns = "default"
 	}
+	in, err := load(ctx, f, o.Files, ns, o.Kube)
+	if err != nil {
+		return err
+	}
+	set, ns := in.set, in.namespace
 	var cl *manifest.Cluster
 	for _, c := range set.Clusters {
 		if c.Meta.Name == o.Kube.Cluster && c.Meta.Namespace == ns {
@@ -107,8 +97,8 @@ func RunJob(o *JobOptions, stdin io.Reader, stdout io.Writer) error {
 	if cl == nil {
 		return &UsageError{Msg: fmt.Sprintf("Cluster %s/%s not found", ns, o.Kube.Cluster)}
 	}
-	m := JobManifests(cl, set, o.Image, o.ServiceAccount, o.Schedule)
-	_, err := io.WriteString(stdout, m)
+	m := JobManifests(cl, set, f.Registry, o.Image, o.ServiceAccount, o.Schedule)
+	_, err = io.WriteString(f.IO.Out, m)
 	return err
 }
 
@@ -120,26 +110,18 @@ type RBACNames struct {
 }
 
 // NamesFor collects the ObjectStores and Secrets a Cluster's targets reference.
-func NamesFor(cl *manifest.Cluster, set *manifest.Set) RBACNames {
-	secrets, stores := map[string]bool{}, map[string]bool{}
-	ts := targets.Build(&manifest.Set{Clusters: []*manifest.Cluster{cl}, ObjectStores: set.ObjectStores, Secrets: set.Secrets, Problems: set.Problems}, targets.NoSecrets)
+func NamesFor(cl *manifest.Cluster, set *manifest.Set, reg *providers.Registry) RBACNames {
+	secrets := map[string]bool{}
+	ts := targets.Build(&manifest.Set{Clusters: []*manifest.Cluster{cl}, ObjectStores: set.ObjectStores, Secrets: set.Secrets, Problems: set.Problems}, targets.NoSecrets, reg)
 	for _, t := range ts {
-		if t.Store != nil {
-			stores[t.Store.Meta.Name] = true
-		}
 		if t.Conf == nil {
 			continue
 		}
-		for _, ref := range t.Conf.SecretRefs() {
+		for _, ref := range reg.SecretRefs(t.Conf) {
 			secrets[ref.Name] = true
 		}
 	}
-	for _, p := range cl.Spec.Plugins {
-		if n := p.Parameters["barmanObjectName"]; p.Name == targets.PluginName && n != "" {
-			stores[n] = true
-		}
-	}
-	return RBACNames{Cluster: cl.Meta.Name, ObjectStores: sorted(stores), Secrets: sorted(secrets)}
+	return RBACNames{Cluster: cl.Meta.Name, ObjectStores: cl.ObjectStoreNames(), Secrets: sorted(secrets)}
 }
 
 func sorted(m map[string]bool) []string {
@@ -253,14 +235,14 @@ metadata:
 `))
 
 // JobManifests renders ServiceAccount (when sa names another one), Role, RoleBinding and Job or CronJob.
-func JobManifests(cl *manifest.Cluster, set *manifest.Set, image, sa, schedule string) string {
+func JobManifests(cl *manifest.Cluster, set *manifest.Set, reg *providers.Registry, image, sa, schedule string) string {
 	data := struct {
 		Name, NS, Cluster, SA, Image, Schedule, Indent string
 		NewSA                                          bool
 		Annotations                                    map[string]string
 		Names                                          RBACNames
 	}{Name: "cnpg-preflight-" + cl.Meta.Name, NS: cl.Meta.Namespace, Cluster: cl.Meta.Name, SA: cl.Meta.Name, Image: image, Schedule: schedule,
-		Names: NamesFor(cl, set)}
+		Names: NamesFor(cl, set, reg)}
 	if sa != "" && sa != cl.Meta.Name {
 		data.SA, data.NewSA = sa, true
 		if cl.Spec.ServiceAccountTemplate != nil {

@@ -39,8 +39,7 @@ func TestJobManifestsDefaultServiceAccount(t *testing.T) {
 func TestTerminationLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "termination-log")
 	os.WriteFile(path, nil, 0o644)
-	t.Setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
-	code, _, _ := runCLI(t, "check", "--offline", "-f", "../testdata/bad/57-unknown-field-endpointUrl.yaml", "--termination-log", path)
+	code, _, _ := runCLIEnv(t, map[string]string{"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "check", "--offline", "-f", "../testdata/bad/57-unknown-field-endpointUrl.yaml", "--termination-log", path)
 	b, _ := os.ReadFile(path)
 	if code != 1 || !strings.HasPrefix(string(b), "cnpg-preflight FAIL: 1 target(s)") || !strings.Contains(string(b), "default/pg/backup config: ") || len(b) > 4096 {
 		t.Errorf("exit %d, termination log:\n%s", code, b)

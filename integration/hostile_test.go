@@ -19,7 +19,6 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/cnpg-preflight/cnpg-preflight/internal/testenv"
-	"github.com/cnpg-preflight/cnpg-preflight/providers"
 	"github.com/cnpg-preflight/cnpg-preflight/report"
 )
 
@@ -314,23 +313,22 @@ func httpServer(t *testing.T, h http.Handler) string {
 }
 
 // A host name that does not resolve (answered NXDOMAIN by a DNS server on loopback, so no query
-// leaves the machine). Not parallel: it swaps the process-wide resolver.
+// leaves the machine; the run's resolver is injected).
 func TestDNSDoesNotResolve(t *testing.T) {
+	t.Parallel()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
 	go serveNXDOMAIN(pc)
-	old := providers.Resolver
-	providers.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
 	}}
-	defer func() { providers.Resolver = old }()
 	cl := s3Cluster{bucket: "b", prefix: "p", endpoint: "http://no-such-host.preflight.test:9000", key: "k", secret: "s"}
 	start := time.Now()
-	r := testenv.Check(t, cl.yaml(), "--timeout", "3s")
+	r := testenv.CheckWith(t, testenv.Opts{Stdin: cl.yaml(), Resolver: resolver}, "--timeout", "3s")
 	if ch := r.CheckOf(backupTarget, "endpoint"); ch.Status != "fail" || !strings.Contains(ch.Message, `cannot resolve host "no-such-host.preflight.test"`) {
 		t.Errorf("endpoint: %+v", ch)
 	}

@@ -12,8 +12,7 @@ import (
 	"github.com/cnpg-preflight/cnpg-preflight/internal/testenv"
 )
 
-// TestMain picks the server mode (containers or processes), starts the containers when asked,
-// and points the GCS client at the emulator (the Go client honours STORAGE_EMULATOR_HOST).
+// TestMain picks the server mode (containers or processes) and starts the containers when asked.
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -33,7 +32,6 @@ func run(m *testing.M) int {
 		}
 		f.Close()
 	}
-	os.Setenv("STORAGE_EMULATOR_HOST", env["GCS_EMULATOR_HOST"])
 	mode := testenv.ServerMode()
 	fmt.Printf("integration: server mode %s (MinIO and Azurite as %s)\n", mode, mode)
 	if mode == testenv.ModeContainers {

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,9 +22,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
-	"github.com/cnpg-preflight/cnpg-preflight/targets"
 )
 
 // Resources read.
@@ -40,6 +41,9 @@ type Options struct {
 	Namespace     string // -n; "" = the context's namespace
 	AllNamespaces bool   // -A
 	Cluster       string // --cluster NAME
+	// Timeout bounds every API request (--timeout; <= 0: 60 s). Secret reads are further bounded
+	// by the context of the target that needs them.
+	Timeout time.Duration
 }
 
 // Error is an API problem that stops the run (exit 2).
@@ -49,9 +53,9 @@ func (e *Error) Error() string { return e.Msg }
 
 // Client reads from one API server.
 type Client struct {
-	dyn       dynamic.Interface
-	host      string
-	Namespace string // the namespace in effect
+	dyn  dynamic.Interface
+	host string
+	ns   string // the namespace in effect
 
 	mu      sync.Mutex
 	secrets map[string]*secretResult
@@ -80,14 +84,27 @@ func New(o Options) (*Client, error) {
 	}
 	cfg.UserAgent = "cnpg-preflight"
 	cfg.QPS, cfg.Burst = 50, 100
+	cfg.Timeout = o.Timeout
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 60 * time.Second
+	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, &Error{Msg: "Kubernetes client: " + oneLine(err.Error())}
 	}
-	return &Client{dyn: dyn, host: cfg.Host, Namespace: ns, secrets: map[string]*secretResult{}}, nil
+	return NewForDynamic(dyn, cfg.Host, ns), nil
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// NewForDynamic reads through an existing dynamic client (host names the API server in
+// messages; ns is the namespace in effect).
+func NewForDynamic(dyn dynamic.Interface, host, ns string) *Client {
+	return &Client{dyn: dyn, host: host, ns: ns, secrets: map[string]*secretResult{}}
+}
+
+// Namespace is the namespace in effect (-n, or the context's).
+func (c *Client) Namespace() string { return c.ns }
+
+var oneLine = text.OneLine
 
 // apiError turns an API error into one precise line.
 func (c *Client) apiError(verb, resource, ns, name string, err error) error {
@@ -142,13 +159,13 @@ func (c *Client) Load(ctx context.Context, o Options) (*manifest.Set, error) {
 	var clusters []unstructured.Unstructured
 	switch {
 	case o.Cluster != "":
-		u, err := c.dyn.Resource(ClustersGVR).Namespace(c.Namespace).Get(ctx, o.Cluster, metav1.GetOptions{})
+		u, err := c.dyn.Resource(ClustersGVR).Namespace(c.ns).Get(ctx, o.Cluster, metav1.GetOptions{})
 		if err != nil {
-			return nil, c.apiError("get", "clusters.postgresql.cnpg.io", c.Namespace, o.Cluster, err)
+			return nil, c.apiError("get", "clusters.postgresql.cnpg.io", c.ns, o.Cluster, err)
 		}
 		clusters = append(clusters, *u)
 	default:
-		ns := c.Namespace
+		ns := c.ns
 		if o.AllNamespaces {
 			ns = ""
 		}
@@ -164,7 +181,7 @@ func (c *Client) Load(ctx context.Context, o Options) (*manifest.Set, error) {
 		if err := add(set, u); err != nil {
 			return nil, err
 		}
-		for _, name := range objectStoreNames(u) {
+		for _, name := range set.Clusters[len(set.Clusters)-1].ObjectStoreNames() {
 			stores[u.GetNamespace()+"/"+name] = true
 		}
 	}
@@ -200,33 +217,10 @@ func add(set *manifest.Set, u *unstructured.Unstructured) error {
 	return set.Add(manifest.LivePrefix+u.GetKind()+" "+u.GetNamespace()+"/"+u.GetName(), b, u.GetNamespace())
 }
 
-// objectStoreNames lists the ObjectStores a Cluster references through the plugin.
-func objectStoreNames(u *unstructured.Unstructured) []string {
-	var out []string
-	plugins, _, _ := unstructured.NestedSlice(u.Object, "spec", "plugins")
-	for _, p := range plugins {
-		if m, ok := p.(map[string]any); ok && m["name"] == targets.PluginName {
-			if n, _, _ := unstructured.NestedString(m, "parameters", "barmanObjectName"); n != "" {
-				out = append(out, n)
-			}
-		}
-	}
-	ecs, _, _ := unstructured.NestedSlice(u.Object, "spec", "externalClusters")
-	for _, ec := range ecs {
-		if m, ok := ec.(map[string]any); ok {
-			if name, _, _ := unstructured.NestedString(m, "plugin", "name"); name == targets.PluginName {
-				if n, _, _ := unstructured.NestedString(m, "plugin", "parameters", "barmanObjectName"); n != "" {
-					out = append(out, n)
-				}
-			}
-		}
-	}
-	return out
-}
-
-// Secrets returns a lookup that GETs each referenced Secret once (never a list of all Secrets).
-func (c *Client) Secrets(ctx context.Context, namespace string) providers.SecretLookup {
-	return func(name, key string) ([]byte, error) {
+// Secrets returns a lookup that GETs each referenced Secret once (never a list of all Secrets),
+// bounded by the context of the first target that needs it.
+func (c *Client) Secrets(namespace string) providers.SecretLookup {
+	return func(ctx context.Context, name, key string) ([]byte, error) {
 		c.mu.Lock()
 		r := c.secrets[namespace+"/"+name]
 		if r == nil {
@@ -238,7 +232,7 @@ func (c *Client) Secrets(ctx context.Context, namespace string) providers.Secret
 			u, err := c.dyn.Resource(SecretsGVR).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				if apierrors.IsNotFound(err) {
-					r.err = fmt.Errorf("Secret %s/%s not found", namespace, name)
+					r.err = providers.SecretNotFound(namespace, name)
 				} else {
 					r.err = c.apiError("get", "secrets", namespace, name, err)
 				}
@@ -260,7 +254,7 @@ func (c *Client) Secrets(ctx context.Context, namespace string) providers.Secret
 		}
 		v, ok := r.data[key]
 		if !ok {
-			return nil, fmt.Errorf("Secret %s/%s has no key %q", namespace, name, key)
+			return nil, providers.SecretKeyMissing(namespace, name, key)
 		}
 		return v, nil
 	}

@@ -266,49 +266,63 @@ func (s *Set) addObject(file string, n *yaml.Node, defaultNamespace, pathPrefix 
 	case h.Kind == "Secret" && h.APIVersion == "v1":
 		return s.addSecret(file, n, h, origin, defaultNamespace, pathPrefix)
 	case h.Kind == "Cluster" && group == "postgresql.cnpg.io":
-		if version != "v1" {
-			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "apiVersion", Msg: fmt.Sprintf("Cluster has apiVersion %q; cnpg-preflight reads %s", h.APIVersion, ClusterAPIVersion)}
-		}
-		c := &Cluster{Origin: origin}
-		issues, err := decode(n, c, file, pathPrefix, true)
-		if err != nil {
-			return err
-		}
-		c.Issues = issues
-		if c.Meta.Name == "" {
-			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: "Cluster has no name"}
-		}
-		if c.Meta.Namespace == "" {
-			c.Meta.Namespace = defaultNamespace
-		}
-		for _, o := range s.Clusters {
-			if o.Meta.Namespace == c.Meta.Namespace && o.Meta.Name == c.Meta.Name {
-				return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: fmt.Sprintf("Cluster %s/%s is defined twice (first in %s)", c.Meta.Namespace, c.Meta.Name, o.Origin)}
+		c := &Cluster{}
+		return s.addNamed(file, n, h, version, ClusterAPIVersion, c, defaultNamespace, pathPrefix, func() (prev *Origin) {
+			for _, o := range s.Clusters {
+				if o.Meta.Namespace == c.Meta.Namespace && o.Meta.Name == c.Meta.Name {
+					return &o.Origin
+				}
 			}
-		}
-		s.Clusters = append(s.Clusters, c)
+			s.Clusters = append(s.Clusters, c)
+			return nil
+		})
 	case h.Kind == "ObjectStore" && group == "barmancloud.cnpg.io":
-		if version != "v1" {
-			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "apiVersion", Msg: fmt.Sprintf("ObjectStore has apiVersion %q; cnpg-preflight reads %s", h.APIVersion, ObjectStoreAPIVersion)}
-		}
-		o := &ObjectStore{Origin: origin}
-		issues, err := decode(n, o, file, pathPrefix, true)
-		if err != nil {
-			return err
-		}
-		o.Issues = issues
-		if o.Meta.Name == "" {
-			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: "ObjectStore has no name"}
-		}
-		if o.Meta.Namespace == "" {
-			o.Meta.Namespace = defaultNamespace
-		}
-		if prev := s.ObjectStore(o.Meta.Namespace, o.Meta.Name); prev != nil {
-			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: fmt.Sprintf("ObjectStore %s/%s is defined twice (first in %s)", o.Meta.Namespace, o.Meta.Name, prev.Origin)}
-		}
-		s.ObjectStores = append(s.ObjectStores, o)
+		o := &ObjectStore{}
+		return s.addNamed(file, n, h, version, ObjectStoreAPIVersion, o, defaultNamespace, pathPrefix, func() (prev *Origin) {
+			if p := s.ObjectStore(o.Meta.Namespace, o.Meta.Name); p != nil {
+				return &p.Origin
+			}
+			s.ObjectStores = append(s.ObjectStores, o)
+			return nil
+		})
 	}
 	return nil // other kinds are ignored
+}
+
+// named is a kind decoded with its field issues kept (Cluster, ObjectStore).
+type named interface {
+	meta() *Meta
+	read(o Origin, issues []Issue)
+}
+
+func (c *Cluster) meta() *Meta                        { return &c.Meta }
+func (c *Cluster) read(o Origin, issues []Issue)      { c.Origin, c.Issues = o, issues }
+func (o *ObjectStore) meta() *Meta                    { return &o.Meta }
+func (o *ObjectStore) read(or Origin, issues []Issue) { o.Origin, o.Issues = or, issues }
+
+// addNamed decodes n into obj (of apiVersion want), names and namespaces it, and stores it with
+// store, which returns the origin of an object of the same namespace and name already read.
+func (s *Set) addNamed(file string, n *yaml.Node, h header, version, want string, obj named, defaultNamespace, pathPrefix string, store func() *Origin) error {
+	kind := h.Kind
+	if version != "v1" {
+		return &InputError{File: file, Line: n.Line, Field: pathPrefix + "apiVersion", Msg: fmt.Sprintf("%s has apiVersion %q; cnpg-preflight reads %s", kind, h.APIVersion, want)}
+	}
+	issues, err := decode(n, obj, file, pathPrefix, true)
+	if err != nil {
+		return err
+	}
+	obj.read(Origin{File: file, Line: n.Line}, issues)
+	m := obj.meta()
+	if m.Name == "" {
+		return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: kind + " has no name"}
+	}
+	if m.Namespace == "" {
+		m.Namespace = defaultNamespace
+	}
+	if prev := store(); prev != nil {
+		return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: fmt.Sprintf("%s %s/%s is defined twice (first in %s)", kind, m.Namespace, m.Name, prev)}
+	}
+	return nil
 }
 
 func (o Origin) String() string {

@@ -217,25 +217,32 @@ type Secret struct {
 	Origin Origin
 }
 
-// SecretRefs returns every Secret reference of the configuration (credentials and endpointCA).
-func (b *BarmanObjectStore) SecretRefs() []*SecretKeySelector {
-	var out []*SecretKeySelector
-	add := func(refs ...*SecretKeySelector) {
-		for _, r := range refs {
-			if r != nil && r.Name != "" {
-				out = append(out, r)
-			}
+// PluginName is the Barman Cloud plugin's name in spec.plugins and spec.externalClusters[].plugin.
+const PluginName = "barman-cloud.cloudnative-pg.io"
+
+// IsEnabled reports whether a plugin entry is enabled (the default).
+func (p *PluginConfiguration) IsEnabled() bool { return p.Enabled == nil || *p.Enabled }
+
+// ObjectStoreNames lists, once each and in order, the ObjectStores a Cluster uses through the
+// Barman Cloud plugin: its enabled spec.plugins entries and its externalClusters' plugin entries.
+func (c *Cluster) ObjectStoreNames() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(p *PluginConfiguration) {
+		if n := p.Parameters["barmanObjectName"]; p.Name == PluginName && n != "" && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
 		}
 	}
-	add(b.EndpointCA)
-	if s := b.S3Credentials; s != nil {
-		add(s.AccessKeyID, s.SecretAccessKey, s.Region, s.SessionToken)
+	for i := range c.Spec.Plugins {
+		if p := &c.Spec.Plugins[i]; p.IsEnabled() {
+			add(p)
+		}
 	}
-	if a := b.AzureCredentials; a != nil {
-		add(a.ConnectionString, a.StorageAccount, a.StorageKey, a.StorageSasToken)
-	}
-	if g := b.GoogleCredentials; g != nil {
-		add(g.ApplicationCredentials)
+	for _, ec := range c.Spec.ExternalClusters {
+		if ec.Plugin != nil {
+			add(ec.Plugin)
+		}
 	}
 	return out
 }

@@ -1,18 +1,19 @@
 package providers
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 )
 
 // EndpointCA resolves endpointCA and checks that it holds PEM certificates. A bundle whose
 // certificates are not CAs is a warning: it can only verify a server presenting that very certificate.
-func EndpointCA(t *Target) ([]byte, []Finding) {
+func EndpointCA(ctx context.Context, t *Target) ([]byte, []Finding) {
 	ref := t.Conf.EndpointCA
 	if ref == nil {
 		return nil, nil
 	}
-	v, f := t.Ref(ref, "endpointCA")
+	v, f := t.Ref(ctx, ref, "endpointCA")
 	if f != nil {
 		return nil, []Finding{*f}
 	}

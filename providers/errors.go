@@ -41,9 +41,24 @@ type Error struct {
 	Status int    // HTTP status, 0 if none
 	Msg    string // one line, redacted
 	Fix    string // remediation, may be empty
+	Err    error  // the SDK or transport error classified (its text may carry secrets: never print it)
 }
 
 func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the classified error, so errors.Is sees through (context errors, for example).
+func (e *Error) Unwrap() error { return e.Err }
+
+// Classifier turns an SDK error of an operation into a classified, redacted *Error.
+type Classifier func(op string, err error) *Error
+
+// Err is nil for a nil err, the classified error otherwise.
+func (c Classifier) Err(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return c(op, err)
+}
 
 // KindOf returns the Kind of err (KindOther when it is not an *Error).
 func KindOf(err error) Kind {
@@ -59,6 +74,14 @@ func NetError(op string, err error) *Error {
 	if err == nil {
 		return nil
 	}
+	e := netError(op, err)
+	if e != nil {
+		e.Err = err
+	}
+	return e
+}
+
+func netError(op string, err error) *Error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Op: op, Kind: KindTimeout, Msg: op + ": timed out"}

@@ -16,9 +16,6 @@ import (
 	"time"
 )
 
-// Resolver resolves host names for every Net (tests point it at a loopback DNS server).
-var Resolver = net.DefaultResolver
-
 // Logf receives one line per HTTP request (method, host, path, status, duration; never the query
 // string or headers, which may carry signatures). It is --verbose.
 type Logf func(format string, args ...any)
@@ -32,14 +29,20 @@ type Net struct {
 	Client    *http.Client
 	requests  atomic.Int64
 	logf      Logf
+	resolver  *net.Resolver
 
 	mu   sync.Mutex
 	warm map[string]net.Conn // addr -> established connection (TLS done for https)
 }
 
-// NewNet builds a Net that trusts the system roots plus the PEM certificates in ca; logf (may be
-// nil) receives a line per request.
-func NewNet(ca []byte, logf Logf) (*Net, error) {
+// NetOptions configure a Net.
+type NetOptions struct {
+	Logf     Logf          // a line per request (--verbose); may be nil
+	Resolver *net.Resolver // host name resolution; nil: net.DefaultResolver (tests use a loopback DNS server)
+}
+
+// NewNet builds a Net that trusts the system roots plus the PEM certificates in ca.
+func NewNet(ca []byte, o NetOptions) (*Net, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	if len(ca) > 0 {
 		pool, err := x509.SystemCertPool()
@@ -51,8 +54,11 @@ func NewNet(ca []byte, logf Logf) (*Net, error) {
 		}
 		cfg.RootCAs = pool
 	}
-	n := &Net{TLS: cfg, warm: map[string]net.Conn{}, logf: logf}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: Resolver}
+	if o.Resolver == nil {
+		o.Resolver = net.DefaultResolver
+	}
+	n := &Net{TLS: cfg, warm: map[string]net.Conn{}, logf: o.Logf, resolver: o.Resolver}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: o.Resolver}
 	n.Transport = &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -181,7 +187,7 @@ func (n *Net) Probe(ctx context.Context, u *url.URL) (EndpointReport, error) {
 	ips := []string{host}
 	if net.ParseIP(host) == nil {
 		var err error
-		ips, err = Resolver.LookupHost(ctx, host)
+		ips, err = n.resolver.LookupHost(ctx, host)
 		if err != nil {
 			return rep, NetError(op, err)
 		}
@@ -190,7 +196,7 @@ func (n *Net) Probe(ctx context.Context, u *url.URL) (EndpointReport, error) {
 	rep.Resolved = ips
 
 	t1 := time.Now()
-	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: Resolver}
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: n.resolver}
 	var conn net.Conn
 	var err error
 	for _, ip := range ips {

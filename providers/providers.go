@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 )
 
@@ -51,9 +52,20 @@ func Warnf(field, fix, format string, args ...any) Finding {
 	return Finding{Severity: Warn, Field: field, Msg: fmt.Sprintf(format, args...), Fix: fix}
 }
 
-// SecretLookup returns the value of key in the Secret name of the target's namespace.
-// A missing Secret or key is an error whose message names both (never the value).
-type SecretLookup func(name, key string) ([]byte, error)
+// SecretLookup returns the value of key in the Secret name of the target's namespace. ctx bounds
+// a live read (the target's deadline). A missing Secret or key is an error whose message names
+// both (never the value): see SecretNotFound and SecretKeyMissing.
+type SecretLookup func(ctx context.Context, name, key string) ([]byte, error)
+
+// SecretNotFound is the error of a lookup whose Secret does not exist.
+func SecretNotFound(namespace, name string) error {
+	return fmt.Errorf("Secret %s/%s not found", namespace, name)
+}
+
+// SecretKeyMissing is the error of a lookup whose Secret lacks the key.
+func SecretKeyMissing(namespace, name, key string) error {
+	return fmt.Errorf("Secret %s/%s has no key %q", namespace, name, key)
+}
 
 // Target is what a provider needs to know about one object-store configuration.
 type Target struct {
@@ -71,7 +83,7 @@ func (t *Target) F(sub string) string { return t.Field + "." + sub }
 
 // Ref resolves a SecretKeySelector at field path sub, as CNPG would: the Secret and key must exist
 // and the value must be non-empty.
-func (t *Target) Ref(ref *manifest.SecretKeySelector, sub string) ([]byte, *Finding) {
+func (t *Target) Ref(ctx context.Context, ref *manifest.SecretKeySelector, sub string) ([]byte, *Finding) {
 	field := t.F(sub)
 	if ref == nil {
 		return nil, nil
@@ -80,7 +92,7 @@ func (t *Target) Ref(ref *manifest.SecretKeySelector, sub string) ([]byte, *Find
 		f := Failf(field, "set both name and key of the Secret reference", "Secret reference needs both name and key")
 		return nil, &f
 	}
-	v, err := t.Secret(ref.Name, ref.Key)
+	v, err := t.Secret(ctx, ref.Name, ref.Key)
 	if err != nil {
 		f := Failf(field, fmt.Sprintf("create the Secret %s/%s with key %q, or fix the reference", t.Namespace, ref.Name, ref.Key), "%s", err.Error())
 		return nil, &f
@@ -94,7 +106,7 @@ func (t *Target) Ref(ref *manifest.SecretKeySelector, sub string) ([]byte, *Find
 
 // Location is where a target's objects live.
 type Location struct {
-	Provider   string   // s3, azure, gcs
+	Provider   string   // the driver's Info().Name
 	Endpoint   *url.URL // scheme://host[:port] the client talks to
 	Bucket     string   // bucket (S3, GCS) or container (Azure)
 	Account    string   // Azure storage account
@@ -158,38 +170,146 @@ type Store interface {
 type Upload interface {
 	// Complete assembles the parts into the object.
 	Complete(ctx context.Context) error
-	// Abort discards the parts.
+	// Abort gives the upload up so that nothing of it remains visible. What the store keeps
+	// depends on the provider (see each implementation): S3 discards the parts; Azure cannot
+	// discard staged blocks, which stay invisible until they expire.
 	Abort(ctx context.Context) error
 }
 
-// Driver is one provider.
+// Info is what a provider is, for messages and for the rules every provider shares.
+type Info struct {
+	Name             string // stable provider name in the output: s3, azure, gcs
+	CredentialsField string // its credentials block in barmanObjectStore, e.g. s3Credentials
+	Scheme           string // how its destinationPaths start, for messages, e.g. s3://
+	DestinationForm  string // the destinationPath form, e.g. s3://BUCKET/PATH
+	BucketNoun       string // "bucket", or "container" for Azure
+	// IdentityAnnotation is the ServiceAccount annotation that gives the database Pods a workload
+	// identity (IRSA, Azure workload identity, GKE workload identity), and IdentityName what it gives.
+	IdentityAnnotation string
+	IdentityName       string
+}
+
+// Credentials is what a provider reads from its credentials block of a configuration.
+type Credentials struct {
+	Set  bool                          // the block is present
+	Refs []*manifest.SecretKeySelector // every Secret reference in it (nil ones omitted)
+	// PodIdentity is the sub-field (e.g. s3Credentials.inheritFromIAMRole) when the block asks for
+	// the Pod's own identity instead of Secrets, "" otherwise.
+	PodIdentity string
+}
+
+// Driver is one provider. Everything that differs between providers lives behind it: the checks
+// and targets never switch on a provider.
 type Driver interface {
+	Info() Info
+	// Serves reports whether barman-cloud sends this destinationPath to this provider.
+	Serves(destinationPath string) bool
+	// Credentials reads the provider's credentials block of c.
+	Credentials(c *manifest.BarmanObjectStore) Credentials
+	// PutOptions are the request options barman-cloud sends on uploads with configuration c.
+	PutOptions(c *manifest.BarmanObjectStore) PutOptions
 	// Validate parses the destination and applies CNPG's admission rules for this provider.
 	Validate(t *Target) (Location, []Finding)
+	// CA returns the endpointCA PEM bundle the backup client would trust, or nil.
+	CA(ctx context.Context, t *Target) ([]byte, []Finding)
 	// Connect resolves credentials as CNPG would and opens a client. identity describes which
 	// identity was resolved (never a secret). Findings are credential problems.
 	Connect(ctx context.Context, t *Target, loc Location, n *Net) (s Store, identity string, problems []Finding)
-	// CA returns the endpointCA PEM bundle the backup client would trust, or nil.
-	CA(t *Target) ([]byte, []Finding)
 }
 
-var drivers = map[string]Driver{}
+// Registry is the set of providers a run knows, in the order they are tried. It is built
+// explicitly (see providers/all) and passed to whatever needs it; there is no global one.
+type Registry struct{ drivers []Driver }
 
-// Register makes a driver available under a provider name.
-func Register(name string, d Driver) { drivers[name] = d }
+// NewRegistry returns a registry of drivers.
+func NewRegistry(ds ...Driver) *Registry { return &Registry{drivers: ds} }
 
-// Get returns the driver for a provider name.
-func Get(name string) Driver { return drivers[name] }
+// Drivers returns the drivers in order.
+func (r *Registry) Drivers() []Driver { return r.drivers }
 
-// ProviderOf tells the provider from a destinationPath the way barman does.
-func ProviderOf(destinationPath string) string {
-	switch {
-	case strings.HasPrefix(destinationPath, "s3://"):
-		return "s3"
-	case strings.HasPrefix(destinationPath, "gs://"):
-		return "gcs"
-	case strings.HasPrefix(destinationPath, "https://"), strings.HasPrefix(destinationPath, "http://"):
-		return "azure"
+// For returns the driver that serves a destinationPath the way barman-cloud picks its provider,
+// or nil when none does.
+func (r *Registry) For(destinationPath string) Driver {
+	for _, d := range r.drivers {
+		if d.Serves(destinationPath) {
+			return d
+		}
 	}
-	return ""
+	return nil
+}
+
+// Get returns the driver named name, or nil.
+func (r *Registry) Get(name string) Driver {
+	for _, d := range r.drivers {
+		if d.Info().Name == name {
+			return d
+		}
+	}
+	return nil
+}
+
+// SetCredentials returns the providers whose credentials block c sets.
+func (r *Registry) SetCredentials(c *manifest.BarmanObjectStore) []Driver {
+	var out []Driver
+	for _, d := range r.drivers {
+		if d.Credentials(c).Set {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// CredentialsFields names every provider's credentials block, e.g. "s3Credentials, azureCredentials, googleCredentials".
+func (r *Registry) CredentialsFields() string {
+	var names []string
+	for _, d := range r.drivers {
+		names = append(names, d.Info().CredentialsField)
+	}
+	return strings.Join(names, ", ")
+}
+
+// DestinationForms lists every provider's destinationPath form ("a, b or c").
+func (r *Registry) DestinationForms() string {
+	var forms []string
+	for _, d := range r.drivers {
+		forms = append(forms, d.Info().DestinationForm)
+	}
+	return text.Join(forms, "or")
+}
+
+// Schemes lists every provider's destinationPath scheme ("a, b and c").
+func (r *Registry) Schemes() string {
+	var s []string
+	for _, d := range r.drivers {
+		s = append(s, d.Info().Scheme)
+	}
+	return text.Join(s, "and")
+}
+
+// SecretRefs returns every Secret reference of a configuration: endpointCA and the references in
+// every provider's credentials block.
+func (r *Registry) SecretRefs(c *manifest.BarmanObjectStore) []*manifest.SecretKeySelector {
+	var out []*manifest.SecretKeySelector
+	if c.EndpointCA != nil && c.EndpointCA.Name != "" {
+		out = append(out, c.EndpointCA)
+	}
+	for _, d := range r.drivers {
+		for _, ref := range d.Credentials(c).Refs {
+			if ref != nil && ref.Name != "" {
+				out = append(out, ref)
+			}
+		}
+	}
+	return out
+}
+
+// Refs collects the non-nil references among refs.
+func Refs(refs ...*manifest.SecretKeySelector) []*manifest.SecretKeySelector {
+	var out []*manifest.SecretKeySelector
+	for _, r := range refs {
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
 }

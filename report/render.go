@@ -9,25 +9,38 @@ import (
 	"unicode/utf8"
 )
 
-// Formats accepted by Render.
-var Formats = []string{"table", "json", "junit", "markdown"}
-
 // Options tune rendering.
 type Options struct {
 	Color bool // ANSI colours in the table (only on a TTY, never with NO_COLOR)
 }
 
+// renderers are the output formats, in the order they are listed: adding a format is one entry
+// here and its function.
+var renderers = []struct {
+	name   string
+	render func(io.Writer, *Matrix, Options) error
+}{
+	{"table", Table},
+	{"json", func(w io.Writer, m *Matrix, _ Options) error { return JSON(w, m) }},
+	{"junit", func(w io.Writer, m *Matrix, _ Options) error { return JUnit(w, m) }},
+	{"markdown", func(w io.Writer, m *Matrix, _ Options) error { return Markdown(w, m) }},
+}
+
+// Formats accepted by Render.
+var Formats = func() []string {
+	var out []string
+	for _, r := range renderers {
+		out = append(out, r.name)
+	}
+	return out
+}()
+
 // Render writes m in format.
 func Render(w io.Writer, m *Matrix, format string, o Options) error {
-	switch format {
-	case "table":
-		return Table(w, m, o)
-	case "json":
-		return JSON(w, m)
-	case "junit":
-		return JUnit(w, m)
-	case "markdown":
-		return Markdown(w, m)
+	for _, r := range renderers {
+		if r.name == format {
+			return r.render(w, m, o)
+		}
 	}
 	return fmt.Errorf("unknown output format %q (want one of %s)", format, strings.Join(Formats, ", "))
 }
@@ -298,7 +311,11 @@ func Brief(m *Matrix, max int) string {
 	}
 	out := b.String()
 	if len(out) > max {
-		out = out[:max-4] + "...\n"
+		cut := max - 4
+		for cut > 0 && !utf8.RuneStart(out[cut]) {
+			cut-- // never inside a multi-byte character
+		}
+		out = out[:cut] + "...\n"
 	}
 	return out
 }

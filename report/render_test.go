@@ -5,7 +5,9 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -69,5 +71,17 @@ func TestSummaryAndFailed(t *testing.T) {
 	m.Targets = m.Targets[1:]
 	if m.Failed() {
 		t.Error("Failed() = true without failures")
+	}
+}
+
+// Brief never cuts a multi-byte character in half.
+func TestBriefCutsOnRuneBoundary(t *testing.T) {
+	m := &Matrix{Targets: []*Target{{ID: "db/pg/backup", Checks: []Check{{ID: "config", Status: Fail, Message: strings.Repeat("é", 100)}}}}}
+	m.Summarize()
+	for max := 60; max < 200; max++ {
+		b := Brief(m, max)
+		if len(b) > max || !utf8.ValidString(b) {
+			t.Fatalf("Brief(%d) = %d bytes, valid UTF-8 %v", max, len(b), utf8.ValidString(b))
+		}
 	}
 }

@@ -3,6 +3,7 @@
 package targets
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"sort"
@@ -23,9 +24,6 @@ const (
 // SkipEmptyWALAnnotation disables CNPG's empty-archive check.
 const SkipEmptyWALAnnotation = "cnpg.io/skipEmptyWalArchiveCheck"
 
-// PluginName is the Barman Cloud plugin's name in spec.plugins and spec.externalClusters[].plugin.
-const PluginName = "barman-cloud.cloudnative-pg.io"
-
 // Target is one object-store configuration a Cluster uses.
 type Target struct {
 	ID         string // namespace/cluster/role[/source]
@@ -39,6 +37,7 @@ type Target struct {
 	Findings   []providers.Finding // decoding and wiring problems found while building
 	Lookup     providers.SecretLookup
 	Store      *manifest.ObjectStore // the plugin's ObjectStore, when the target comes from the plugin
+	Driver     providers.Driver      // the provider serving Conf's destinationPath (nil: none)
 }
 
 // ReadOnly reports whether the target must never be written (sources).
@@ -49,14 +48,6 @@ func (t *Target) SkipEmptyWALCheck() bool {
 	return strings.EqualFold(t.Cluster.Meta.Annotations[SkipEmptyWALAnnotation], "enabled")
 }
 
-// Provider returns the provider of the destinationPath ("" when it is not recognised).
-func (t *Target) Provider() string {
-	if t.Conf == nil {
-		return ""
-	}
-	return providers.ProviderOf(t.Conf.DestinationPath)
-}
-
 // ProviderTarget is the view a provider driver gets.
 func (t *Target) ProviderTarget() *providers.Target {
 	return &providers.Target{Conf: t.Conf, Field: t.Field, Namespace: t.Cluster.Meta.Namespace, ServerName: t.ServerName, Env: t.Env, Secret: t.Lookup}
@@ -64,14 +55,14 @@ func (t *Target) ProviderTarget() *providers.Target {
 
 // SecretsFromSet returns a lookup reading Secrets of namespace from a manifest Set.
 func SecretsFromSet(set *manifest.Set, namespace string) providers.SecretLookup {
-	return func(name, key string) ([]byte, error) {
+	return func(_ context.Context, name, key string) ([]byte, error) {
 		s := set.Secret(namespace, name)
 		if s == nil {
-			return nil, fmt.Errorf("Secret %s/%s not found", namespace, name)
+			return nil, providers.SecretNotFound(namespace, name)
 		}
 		v, ok := s.Data[key]
 		if !ok {
-			return nil, fmt.Errorf("Secret %s/%s has no key %q", namespace, name, key)
+			return nil, providers.SecretKeyMissing(namespace, name, key)
 		}
 		return v, nil
 	}
@@ -79,14 +70,15 @@ func SecretsFromSet(set *manifest.Set, namespace string) providers.SecretLookup 
 
 // NoSecrets is a lookup for building targets without reading Secrets.
 func NoSecrets(string) providers.SecretLookup {
-	return func(name, key string) ([]byte, error) { return nil, fmt.Errorf("not read") }
+	return func(context.Context, string, string) ([]byte, error) { return nil, fmt.Errorf("not read") }
 }
 
 var retentionRE = regexp.MustCompile(`^[1-9][0-9]*[dwm]$`)
 
 // Build returns the targets of every Cluster in set, sorted by namespace, name and role.
-// lookup builds the Secret lookup for a namespace (from files or a live cluster).
-func Build(set *manifest.Set, lookup func(namespace string) providers.SecretLookup) []*Target {
+// lookup builds the Secret lookup for a namespace (from files or a live cluster); reg tells each
+// target's provider.
+func Build(set *manifest.Set, lookup func(namespace string) providers.SecretLookup, reg *providers.Registry) []*Target {
 	clusters := append([]*manifest.Cluster(nil), set.Clusters...)
 	sort.Slice(clusters, func(i, j int) bool {
 		a, b := clusters[i].Meta, clusters[j].Meta
@@ -94,12 +86,12 @@ func Build(set *manifest.Set, lookup func(namespace string) providers.SecretLook
 	})
 	var out []*Target
 	for _, c := range clusters {
-		out = append(out, forCluster(set, c, lookup(c.Meta.Namespace))...)
+		out = append(out, forCluster(set, c, lookup(c.Meta.Namespace), reg)...)
 	}
 	return out
 }
 
-func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretLookup) []*Target {
+func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretLookup, reg *providers.Registry) []*Target {
 	var out []*Target
 	var add addFunc
 	add = func(role, source, field string, conf *manifest.BarmanObjectStore, serverName string) *Target {
@@ -121,7 +113,8 @@ func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretL
 			}
 		}
 		if conf != nil {
-			t.Findings = append(t.Findings, identityFindings(c, field, conf)...)
+			t.Driver = reg.For(conf.DestinationPath)
+			t.Findings = append(t.Findings, identityFindings(c, field, conf, reg)...)
 		}
 		out = append(out, t)
 		return t
@@ -156,7 +149,7 @@ func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretL
 		switch {
 		case ec.BarmanObjectStore != nil:
 			add(role, ec.Name, fmt.Sprintf("spec.externalClusters[%d].barmanObjectStore", i), ec.BarmanObjectStore, nameOr(ec.BarmanObjectStore.ServerName, ec.Name))
-		case ec.Plugin != nil && ec.Plugin.Name == PluginName:
+		case ec.Plugin != nil && ec.Plugin.Name == manifest.PluginName:
 			// Plugin sources default to the *current* Cluster's name, unlike in-tree ones.
 			path := fmt.Sprintf("spec.externalClusters[%d].plugin", i)
 			pluginTarget(set, c, add, role, ec.Name, path, ec.Plugin)
@@ -173,8 +166,8 @@ func backupFromPlugin(set *manifest.Set, c *manifest.Cluster, add addFunc) {
 	var entries []int
 	archivers := 0
 	for i, p := range c.Spec.Plugins {
-		if p.Name != PluginName || (p.Enabled != nil && !*p.Enabled) {
-			if p.IsWALArchiver != nil && *p.IsWALArchiver && (p.Enabled == nil || *p.Enabled) {
+		if p.Name != manifest.PluginName || !p.IsEnabled() {
+			if p.IsWALArchiver != nil && *p.IsWALArchiver && p.IsEnabled() {
 				archivers++
 			}
 			continue
@@ -263,31 +256,32 @@ func sidecarEnv(o *manifest.ObjectStore) []manifest.EnvVar {
 	return o.Spec.InstanceSidecarConfiguration.Env
 }
 
-// identityFindings: a pod identity (IRSA, Azure workload identity, GKE workload identity) needs
-// its annotation on the Cluster's ServiceAccount, which CNPG takes from serviceAccountTemplate.
-func identityFindings(c *manifest.Cluster, field string, conf *manifest.BarmanObjectStore) []providers.Finding {
+// identityFindings: a pod identity (IRSA, Azure workload identity, GKE workload identity) asked
+// for by any credentials block needs its annotation on the Cluster's ServiceAccount, which CNPG
+// takes from serviceAccountTemplate.
+func identityFindings(c *manifest.Cluster, field string, conf *manifest.BarmanObjectStore, reg *providers.Registry) []providers.Finding {
 	var ann map[string]string
 	if c.Spec.ServiceAccountTemplate != nil {
 		ann = c.Spec.ServiceAccountTemplate.Metadata.Annotations
 	}
-	check := func(on bool, sub, key, what string) []providers.Finding {
-		if !on || ann[key] != "" {
-			return nil
-		}
-		return []providers.Finding{providers.Warnf(field+"."+sub, fmt.Sprintf("add the annotation %s to spec.serviceAccountTemplate.metadata.annotations", key),
-			"%s is set, but the Cluster's serviceAccountTemplate has no %s annotation: the database pods get %s only through a node or instance identity", sub, key, what)}
-	}
 	var fs []providers.Finding
-	if s := conf.S3Credentials; s != nil {
-		fs = append(fs, check(s.InheritFromIAMRole, "s3Credentials.inheritFromIAMRole", "eks.amazonaws.com/role-arn", "an IAM role (IRSA)")...)
-	}
-	if a := conf.AzureCredentials; a != nil {
-		fs = append(fs, check(a.InheritFromAzureAD || a.UseDefaultAzureCredentials, "azureCredentials", "azure.workload.identity/client-id", "an Azure AD identity (workload identity)")...)
-	}
-	if g := conf.GoogleCredentials; g != nil {
-		fs = append(fs, check(g.GKEEnvironment, "googleCredentials.gkeEnvironment", "iam.gke.io/gcp-service-account", "a Google service account (GKE workload identity)")...)
+	for _, d := range reg.Drivers() {
+		sub, info := d.Credentials(conf).PodIdentity, d.Info()
+		if sub == "" || info.IdentityAnnotation == "" || ann[info.IdentityAnnotation] != "" {
+			continue
+		}
+		fs = append(fs, providers.Warnf(field+"."+sub, fmt.Sprintf("add the annotation %s to spec.serviceAccountTemplate.metadata.annotations", info.IdentityAnnotation),
+			"%s is set, but the Cluster's serviceAccountTemplate has no %s annotation: the database pods get %s only through a node or instance identity", sub, info.IdentityAnnotation, info.IdentityName))
 	}
 	return fs
+}
+
+// Provider is the name of the target's provider ("" when no driver serves its destination).
+func (t *Target) Provider() string {
+	if t.Driver == nil {
+		return ""
+	}
+	return t.Driver.Info().Name
 }
 
 // Archiving reports whether a live Cluster's status says it already archives WAL (then its

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
+	"github.com/cnpg-preflight/cnpg-preflight/providers/all"
 )
 
 func TestBuildFromTestdata(t *testing.T) {
@@ -15,7 +16,7 @@ func TestBuildFromTestdata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := Build(set, func(ns string) providers.SecretLookup { return SecretsFromSet(set, ns) })
+	ts := Build(set, func(ns string) providers.SecretLookup { return SecretsFromSet(set, ns) }, all.Registry(all.Settings{}))
 	var got []string
 	findings := map[string][]string{}
 	for _, tg := range ts {

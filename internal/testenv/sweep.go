@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
+	"github.com/cnpg-preflight/cnpg-preflight/providers/all"
 	"github.com/cnpg-preflight/cnpg-preflight/report"
 	"github.com/cnpg-preflight/cnpg-preflight/targets"
 )
@@ -22,7 +24,7 @@ func SecretValues(doc string) []string {
 	if set.Add("sweep.yaml", []byte(doc), "default") != nil {
 		return nil
 	}
-	ts := targets.Build(set, func(ns string) providers.SecretLookup { return targets.SecretsFromSet(set, ns) })
+	ts := targets.Build(set, func(ns string) providers.SecretLookup { return targets.SecretsFromSet(set, ns) }, all.Registry(all.Settings{}))
 	var out []string
 	add := func(v string) {
 		v = strings.TrimSpace(v)
@@ -39,7 +41,7 @@ func SecretValues(doc string) []string {
 			if ref == nil {
 				return ""
 			}
-			v, _ := t.Lookup(ref.Name, ref.Key)
+			v, _ := t.Lookup(context.Background(), ref.Name, ref.Key)
 			return string(v)
 		}
 		if s := c.S3Credentials; s != nil {

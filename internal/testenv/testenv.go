@@ -12,11 +12,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,11 +188,48 @@ type Result struct {
 	Matrix         *report.Matrix // with -o json
 }
 
-// Run runs cnpg-preflight in-process with args and stdin.
+// Opts configure an in-process run of the CLI.
+type Opts struct {
+	Stdin    string
+	Env      map[string]string // the run's environment, added to the servers' (STORAGE_EMULATOR_HOST)
+	Resolver *net.Resolver     // host name resolution (nil: the system's)
+}
+
+var serversEnv = sync.OnceValue(func() map[string]string {
+	env := map[string]string{}
+	if f, err := os.Open(os.Getenv("CNPG_PREFLIGHT_SERVERS")); err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+				env[k] = v
+			}
+		}
+	}
+	return env
+})
+
+// Run runs cnpg-preflight in-process with args and stdin. Its environment points the GCS provider
+// at the emulator (STORAGE_EMULATOR_HOST), nothing else.
 func Run(t testing.TB, stdin string, args ...string) Result {
 	t.Helper()
+	return RunWith(t, Opts{Stdin: stdin}, args...)
+}
+
+// RunWith runs cnpg-preflight in-process with injected streams, environment and resolver.
+func RunWith(t testing.TB, o Opts, args ...string) Result {
+	t.Helper()
+	env := map[string]string{}
+	if h := serversEnv()["GCS_EMULATOR_HOST"]; h != "" {
+		env["STORAGE_EMULATOR_HOST"] = h
+	}
+	for k, v := range o.Env {
+		env[k] = v
+	}
 	var out, errb bytes.Buffer
-	code := cli.Main(args, strings.NewReader(stdin), &out, &errb)
+	f := cli.NewFactory(&cli.IOStreams{In: strings.NewReader(o.Stdin), Out: &out, ErrOut: &errb, Getenv: func(k string) string { return env[k] }})
+	f.Resolver = o.Resolver
+	code := cli.MainContext(context.Background(), f, args)
 	r := Result{Code: code, Stdout: out.String(), Stderr: errb.String()}
 	if strings.HasPrefix(strings.TrimSpace(r.Stdout), "{") {
 		var m report.Matrix
@@ -206,8 +245,14 @@ func Run(t testing.TB, stdin string, args ...string) Result {
 // verbose log for the manifest's secret values.
 func Check(t testing.TB, manifest string, extra ...string) Result {
 	t.Helper()
-	r := Run(t, manifest, append([]string{"check", "-f", "-", "-o", "json", "--verbose", "--timeout", "30s"}, extra...)...)
-	Sweep(t, manifest, r)
+	return CheckWith(t, Opts{Stdin: manifest}, extra...)
+}
+
+// CheckWith is Check with injected options (o.Stdin is the manifest).
+func CheckWith(t testing.TB, o Opts, extra ...string) Result {
+	t.Helper()
+	r := RunWith(t, o, append([]string{"check", "-f", "-", "-o", "json", "--verbose", "--timeout", "30s"}, extra...)...)
+	Sweep(t, o.Stdin, r)
 	return r
 }
 
@@ -226,6 +271,18 @@ func (r Result) Statuses(target string) string {
 		}
 	}
 	return "(no target " + target + ")"
+}
+
+// Target returns the matrix row with id, or nil.
+func (r Result) Target(id string) *report.Target {
+	if r.Matrix != nil {
+		for _, tg := range r.Matrix.Targets {
+			if tg.ID == id {
+				return tg
+			}
+		}
+	}
+	return nil
 }
 
 // CheckOf returns one check of a target.

@@ -21,13 +21,44 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
+	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 )
 
-func init() { providers.Register("azure", Driver{}) }
-
 // Driver is the Azure Blob Storage provider.
 type Driver struct{}
+
+// Info describes the provider.
+func (Driver) Info() providers.Info {
+	return providers.Info{Name: "azure", CredentialsField: "azureCredentials", Scheme: "http(s):// (Azure)", DestinationForm: "https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH",
+		BucketNoun: "container", IdentityAnnotation: "azure.workload.identity/client-id", IdentityName: "an Azure AD identity (workload identity)"}
+}
+
+// Serves: barman-cloud takes every http(s):// destination for Azure Blob Storage.
+func (Driver) Serves(destinationPath string) bool {
+	return strings.HasPrefix(destinationPath, "https://") || strings.HasPrefix(destinationPath, "http://")
+}
+
+// Credentials reads azureCredentials.
+func (Driver) Credentials(c *manifest.BarmanObjectStore) providers.Credentials {
+	cr := c.AzureCredentials
+	if cr == nil {
+		return providers.Credentials{}
+	}
+	out := providers.Credentials{Set: true, Refs: providers.Refs(cr.ConnectionString, cr.StorageAccount, cr.StorageKey, cr.StorageSasToken)}
+	switch {
+	case cr.InheritFromAzureAD:
+		out.PodIdentity = "azureCredentials.inheritFromAzureAD"
+	case cr.UseDefaultAzureCredentials:
+		out.PodIdentity = "azureCredentials.useDefaultAzureCredentials"
+	}
+	return out
+}
+
+// PutOptions: barman-cloud sets the configured tags as blob index tags; encryption is an S3 setting.
+func (Driver) PutOptions(c *manifest.BarmanObjectStore) providers.PutOptions {
+	return providers.PutOptions{Tags: c.Tags}
+}
 
 // BlobDomain is the host suffix barman-cloud recognises as real Azure (AZURE_BLOB_STORAGE_DOMAIN).
 const BlobDomain = "blob.core.windows.net"
@@ -120,7 +151,9 @@ func (Driver) Validate(t *providers.Target) (providers.Location, []providers.Fin
 }
 
 // CA returns the endpointCA bundle (REQUESTS_CA_BUNDLE for barman-cloud).
-func (Driver) CA(t *providers.Target) ([]byte, []providers.Finding) { return providers.EndpointCA(t) }
+func (Driver) CA(ctx context.Context, t *providers.Target) ([]byte, []providers.Finding) {
+	return providers.EndpointCA(ctx, t)
+}
 
 // Connect resolves credentials in barman-cloud's order: connection string, SAS token, account key,
 // then Azure AD (managed identity or the default chain).
@@ -142,7 +175,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 	)
 	switch {
 	case cr.ConnectionString != nil:
-		cs, f := t.Ref(cr.ConnectionString, "azureCredentials.connectionString")
+		cs, f := t.Ref(ctx, cr.ConnectionString, "azureCredentials.connectionString")
 		if f != nil {
 			return fail(f)
 		}
@@ -169,7 +202,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 	default:
 		account := loc.Account
 		if cr.StorageAccount != nil {
-			a, f := t.Ref(cr.StorageAccount, "azureCredentials.storageAccount")
+			a, f := t.Ref(ctx, cr.StorageAccount, "azureCredentials.storageAccount")
 			if f != nil {
 				return fail(f)
 			}
@@ -178,7 +211,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		curl := fmt.Sprintf("%s/%s", strings.TrimSuffix(loc.Endpoint.String(), "/"), loc.Bucket)
 		switch {
 		case cr.StorageSasToken != nil:
-			sas, f := t.Ref(cr.StorageSasToken, "azureCredentials.storageSasToken")
+			sas, f := t.Ref(ctx, cr.StorageSasToken, "azureCredentials.storageSasToken")
 			if f != nil {
 				return fail(f)
 			}
@@ -193,7 +226,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 				identity += " (permissions " + q.Get("sp") + ")"
 			}
 		case cr.StorageKey != nil:
-			key, f := t.Ref(cr.StorageKey, "azureCredentials.storageKey")
+			key, f := t.Ref(ctx, cr.StorageKey, "azureCredentials.storageKey")
 			if f != nil {
 				return fail(f)
 			}
@@ -272,7 +305,7 @@ func (s *Store) CheckBucket(ctx context.Context) error {
 	prefix := s.loc.Base()
 	p := s.c.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix, MaxResults: ptr(int32(1))})
 	_, err := p.NextPage(ctx)
-	return s.classifyOrNil("ListBlobs", err)
+	return providers.Classifier(s.classify).Err("ListBlobs", err)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -359,7 +392,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, o providers.Pu
 		opts.Tags = o.Tags
 	}
 	_, err := s.c.NewBlockBlobClient(key).Upload(ctx, body(data), opts)
-	return s.classifyOrNil("PutBlob", err)
+	return providers.Classifier(s.classify).Err("PutBlob", err)
 }
 
 // Get downloads a blob.
@@ -379,7 +412,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // Delete deletes a blob.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	_, err := s.c.NewBlobClient(key).Delete(ctx, nil)
-	return s.classifyOrNil("DeleteBlob", err)
+	return providers.Classifier(s.classify).Err("DeleteBlob", err)
 }
 
 // Exists reports whether a blob exists.
@@ -434,18 +467,13 @@ func (u *blockUpload) Complete(ctx context.Context) error {
 		opts.Tags = u.tags
 	}
 	_, err := u.bb.CommitBlockList(ctx, u.ids, opts)
-	return u.s.classifyOrNil("PutBlockList", err)
+	return providers.Classifier(u.s.classify).Err("PutBlockList", err)
 }
 
-// Abort: Azure cannot abort; uncommitted blocks are invisible and discarded after 7 days.
+// Abort does nothing on the store: Azure has no call to discard staged blocks. Uncommitted
+// blocks are invisible (no blob exists until the block list is committed) and Azure deletes them
+// after 7 days; nothing has to be named as left behind.
 func (u *blockUpload) Abort(context.Context) error { return nil }
-
-func (s *Store) classifyOrNil(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return s.classify(op, err)
-}
 
 // classify turns an azblob error into a redacted *providers.Error. The SDK's own message carries
 // the request URL (with any SAS signature), so it is never used verbatim.
@@ -453,7 +481,7 @@ func (s *Store) classify(op string, err error) *providers.Error {
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
 		code, status := re.ErrorCode, re.StatusCode
-		e := &providers.Error{Op: op, Code: code, Status: status, Kind: providers.KindOther}
+		e := &providers.Error{Op: op, Code: code, Status: status, Kind: providers.KindOther, Err: err}
 		switch {
 		case code == "ContainerNotFound" || code == "BlobNotFound" || code == "ResourceNotFound" || status == http.StatusNotFound:
 			e.Kind = providers.KindNotFound
@@ -482,7 +510,7 @@ func (s *Store) classify(op string, err error) *providers.Error {
 		ne.Msg = s.red.Redact(ne.Msg)
 		return ne
 	}
-	return &providers.Error{Op: op, Kind: providers.KindOther, Msg: s.red.Redact(op + ": " + providers.FirstLine(err.Error()))}
+	return &providers.Error{Op: op, Kind: providers.KindOther, Err: err, Msg: s.red.Redact(op + ": " + providers.FirstLine(err.Error()))}
 }
 
 // deniedFix names the data-plane role or SAS permission an operation needs.

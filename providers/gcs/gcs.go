@@ -13,7 +13,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 
 	"cloud.google.com/go/storage"
@@ -23,21 +22,51 @@ import (
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
+	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 )
 
-func init() { providers.Register("gcs", Driver{}) }
-
 // Driver is the GCS provider.
-type Driver struct{}
+type Driver struct {
+	// EmulatorHost (host:port or a URL) points the client at a GCS emulator without credentials,
+	// as STORAGE_EMULATOR_HOST does for Google's clients; "" means Google Cloud Storage.
+	EmulatorHost string
+}
+
+// Info describes the provider.
+func (Driver) Info() providers.Info {
+	return providers.Info{Name: "gcs", CredentialsField: "googleCredentials", Scheme: "gs://", DestinationForm: "gs://BUCKET/PATH", BucketNoun: "bucket",
+		IdentityAnnotation: "iam.gke.io/gcp-service-account", IdentityName: "a Google service account (GKE workload identity)"}
+}
+
+// Serves: barman-cloud sends gs:// destinations to Google Cloud Storage.
+func (Driver) Serves(destinationPath string) bool { return strings.HasPrefix(destinationPath, "gs://") }
+
+// Credentials reads googleCredentials.
+func (Driver) Credentials(c *manifest.BarmanObjectStore) providers.Credentials {
+	g := c.GoogleCredentials
+	if g == nil {
+		return providers.Credentials{}
+	}
+	out := providers.Credentials{Set: true, Refs: providers.Refs(g.ApplicationCredentials)}
+	if g.GKEEnvironment {
+		out.PodIdentity = "googleCredentials.gkeEnvironment"
+	}
+	return out
+}
+
+// PutOptions: barman-cloud sets the configured tags as object metadata.
+func (Driver) PutOptions(c *manifest.BarmanObjectStore) providers.PutOptions {
+	return providers.PutOptions{Tags: c.Tags}
+}
 
 // Scope is the OAuth scope barman-cloud's client uses.
 const Scope = "https://www.googleapis.com/auth/devstorage.full_control"
 
 // Validate parses gs://bucket/prefix and applies CNPG's Google credential rules.
-func (Driver) Validate(t *providers.Target) (providers.Location, []providers.Finding) {
+func (d Driver) Validate(t *providers.Target) (providers.Location, []providers.Finding) {
 	c := t.Conf
-	loc := providers.Location{Provider: "gcs", ServerName: t.ServerName, Endpoint: endpoint()}
+	loc := providers.Location{Provider: "gcs", ServerName: t.ServerName, Endpoint: d.endpoint()}
 	var fs []providers.Finding
 	u, err := url.Parse(c.DestinationPath)
 	switch {
@@ -77,12 +106,8 @@ func (Driver) Validate(t *providers.Target) (providers.Location, []providers.Fin
 	return loc, fs
 }
 
-// emulatorHost is STORAGE_EMULATOR_HOST, which the Go client honours (tests point it at
-// fake-gcs-server; that emulator checks no credentials).
-func emulatorHost() string { return os.Getenv("STORAGE_EMULATOR_HOST") }
-
-func endpoint() *url.URL {
-	if h := emulatorHost(); h != "" {
+func (d Driver) endpoint() *url.URL {
+	if h := d.EmulatorHost; h != "" {
 		if !strings.Contains(h, "://") {
 			h = "http://" + h
 		}
@@ -94,7 +119,7 @@ func endpoint() *url.URL {
 }
 
 // CA: barman-cloud ignores endpointCA for GCS, so we do too (config warns).
-func (Driver) CA(*providers.Target) ([]byte, []providers.Finding) { return nil, nil }
+func (Driver) CA(context.Context, *providers.Target) ([]byte, []providers.Finding) { return nil, nil }
 
 type serviceAccount struct {
 	Type        string `json:"type"`
@@ -142,14 +167,14 @@ func ParseServiceAccount(b []byte) (*serviceAccount, error) {
 }
 
 // Connect resolves the service account (or the default credentials) and opens a client.
-func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Location, n *providers.Net) (providers.Store, string, []providers.Finding) {
+func (d Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Location, n *providers.Net) (providers.Store, string, []providers.Finding) {
 	g := t.Conf.GoogleCredentials
 	red := &providers.Redactor{}
 	var ts oauth2.TokenSource
 	var identity string
 	if g.ApplicationCredentials != nil {
 		field := "googleCredentials.applicationCredentials"
-		b, f := t.Ref(g.ApplicationCredentials, field)
+		b, f := t.Ref(ctx, g.ApplicationCredentials, field)
 		if f != nil {
 			return nil, "", []providers.Finding{*f}
 		}
@@ -159,7 +184,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		}
 		red.Add(sa.PrivateKey)
 		identity = "service account " + sa.ClientEmail
-		creds, err := google.CredentialsFromJSON(ctx, b, Scope)
+		creds, err := google.CredentialsFromJSONWithType(ctx, b, google.ServiceAccount, Scope)
 		if err != nil {
 			return nil, "", []providers.Finding{providers.Failf(t.F(field), "", "the service-account key is not usable: %s", red.Redact(err.Error()))}
 		}
@@ -169,7 +194,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		}
 	} else if t.Offline {
 		return nil, "", []providers.Finding{providers.Warnf(t.F("googleCredentials.gkeEnvironment"), "", "default credentials not resolved (--offline)")}
-	} else if emulatorHost() == "" {
+	} else if d.EmulatorHost == "" {
 		creds, err := google.FindDefaultCredentials(ctx, Scope)
 		if err != nil {
 			return nil, "", []providers.Finding{providers.Failf(t.F("googleCredentials.gkeEnvironment"), "run with the Cluster's ServiceAccount carrying iam.gke.io/gcp-service-account (GKE workload identity)", "no Google default credentials: %s", providers.FirstLine(err.Error()))}
@@ -180,15 +205,12 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		identity = "default credentials (GKE workload identity)"
 	}
 	httpClient := n.Client
-	if emulatorHost() != "" {
-		identity += "; emulator at " + emulatorHost() + " (no credentials checked)"
+	if d.EmulatorHost != "" {
+		identity += "; emulator at " + loc.Endpoint.Host + " (no credentials checked)"
 	} else {
 		httpClient = &http.Client{Transport: &oauth2.Transport{Source: ts, Base: n.Client.Transport}}
 	}
-	opts := []option.ClientOption{option.WithHTTPClient(httpClient)}
-	if emulatorHost() == "" {
-		opts = append(opts, option.WithEndpoint(loc.Endpoint.String()+"/storage/v1/"))
-	}
+	opts := []option.ClientOption{option.WithHTTPClient(httpClient), option.WithEndpoint(loc.Endpoint.String() + "/storage/v1/")}
 	client, err := storage.NewClient(ctx, opts...)
 	if err != nil {
 		return nil, "", []providers.Finding{providers.Failf(t.Field, "", "cannot open the GCS client: %s", red.Redact(err.Error()))}
@@ -214,7 +236,7 @@ func (s *Store) MinPartSize() int { return googleapi.MinUploadChunkSize }
 // CheckBucket does what barman-cloud does: bucket.exists() (buckets.get).
 func (s *Store) CheckBucket(ctx context.Context) error {
 	_, err := s.b.Attrs(ctx)
-	return s.classifyOrNil("GetBucket", err)
+	return providers.Classifier(s.classify).Err("GetBucket", err)
 }
 
 // List lists object names under prefix.
@@ -252,7 +274,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, o providers.Pu
 		w.Close()
 		return s.classify("InsertObject", err)
 	}
-	return s.classifyOrNil("InsertObject", w.Close())
+	return providers.Classifier(s.classify).Err("InsertObject", w.Close())
 }
 
 // Get reads an object.
@@ -271,7 +293,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 
 // Delete deletes an object.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	return s.classifyOrNil("DeleteObject", s.b.Object(key).Delete(ctx))
+	return providers.Classifier(s.classify).Err("DeleteObject", s.b.Object(key).Delete(ctx))
 }
 
 // Exists reports whether an object exists.
@@ -320,7 +342,7 @@ func (u *resumable) Complete(context.Context) error {
 		u.w.Close()
 		return u.s.classify("ResumableUpload", err)
 	}
-	return u.s.classifyOrNil("ResumableUpload", u.w.Close())
+	return providers.Classifier(u.s.classify).Err("ResumableUpload", u.w.Close())
 }
 
 // Abort gives the resumable session up (it expires unused).
@@ -330,24 +352,17 @@ func (u *resumable) Abort(context.Context) error {
 	return nil
 }
 
-func (s *Store) classifyOrNil(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return s.classify(op, err)
-}
-
 func (s *Store) classify(op string, err error) *providers.Error {
 	if errors.Is(err, storage.ErrBucketNotExist) {
-		return &providers.Error{Op: op, Kind: providers.KindNotFound, Status: 404, Msg: op + ": 404 Not Found (bucket does not exist)",
+		return &providers.Error{Op: op, Kind: providers.KindNotFound, Status: 404, Err: err, Msg: op + ": 404 Not Found (bucket does not exist)",
 			Fix: fmt.Sprintf("create the bucket %q before enabling backups, or grant storage.buckets.create so barman-cloud can create it on first use", s.loc.Bucket)}
 	}
 	if errors.Is(err, storage.ErrObjectNotExist) {
-		return &providers.Error{Op: op, Kind: providers.KindNotFound, Status: 404, Msg: op + ": 404 Not Found (object does not exist)"}
+		return &providers.Error{Op: op, Kind: providers.KindNotFound, Status: 404, Err: err, Msg: op + ": 404 Not Found (object does not exist)"}
 	}
 	var ge *googleapi.Error
 	if errors.As(err, &ge) {
-		e := &providers.Error{Op: op, Status: ge.Code, Kind: providers.KindOther}
+		e := &providers.Error{Op: op, Status: ge.Code, Kind: providers.KindOther, Err: err}
 		reason := ""
 		if len(ge.Errors) > 0 {
 			reason = ge.Errors[0].Reason
@@ -376,5 +391,5 @@ func (s *Store) classify(op string, err error) *providers.Error {
 		ne.Msg = s.red.Redact(ne.Msg)
 		return ne
 	}
-	return &providers.Error{Op: op, Kind: providers.KindOther, Msg: s.red.Redact(op + ": " + providers.FirstLine(err.Error()))}
+	return &providers.Error{Op: op, Kind: providers.KindOther, Err: err, Msg: s.red.Redact(op + ": " + providers.FirstLine(err.Error()))}
 }

@@ -27,10 +27,40 @@ import (
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 )
 
-func init() { providers.Register("s3", Driver{}) }
-
 // Driver is the S3 provider.
 type Driver struct{}
+
+// Info describes the provider.
+func (Driver) Info() providers.Info {
+	return providers.Info{Name: "s3", CredentialsField: "s3Credentials", Scheme: "s3://", DestinationForm: "s3://BUCKET/PATH", BucketNoun: "bucket",
+		IdentityAnnotation: "eks.amazonaws.com/role-arn", IdentityName: "an IAM role (IRSA)"}
+}
+
+// Serves: barman-cloud sends s3:// destinations to boto3.
+func (Driver) Serves(destinationPath string) bool { return strings.HasPrefix(destinationPath, "s3://") }
+
+// Credentials reads s3Credentials.
+func (Driver) Credentials(c *manifest.BarmanObjectStore) providers.Credentials {
+	cr := c.S3Credentials
+	if cr == nil {
+		return providers.Credentials{}
+	}
+	out := providers.Credentials{Set: true, Refs: providers.Refs(cr.AccessKeyID, cr.SecretAccessKey, cr.Region, cr.SessionToken)}
+	if cr.InheritFromIAMRole {
+		out.PodIdentity = "s3Credentials.inheritFromIAMRole"
+	}
+	return out
+}
+
+// PutOptions: barman-cloud sends server-side encryption (wal.encryption, else data.encryption)
+// and the configured tags on every upload.
+func (Driver) PutOptions(c *manifest.BarmanObjectStore) providers.PutOptions {
+	o := providers.PutOptions{Tags: c.Tags}
+	if o.Encryption = walEnc(c); o.Encryption == "" {
+		o.Encryption = dataEnc(c)
+	}
+	return o
+}
 
 // DefaultRegion is the region boto3 signs with when none is configured.
 const DefaultRegion = "us-east-1"
@@ -131,8 +161,8 @@ func dataEnc(c *manifest.BarmanObjectStore) string {
 }
 
 // CA returns the endpointCA bundle (boto3 gets it as AWS_CA_BUNDLE).
-func (Driver) CA(t *providers.Target) ([]byte, []providers.Finding) {
-	return providers.EndpointCA(t)
+func (Driver) CA(ctx context.Context, t *providers.Target) ([]byte, []providers.Finding) {
+	return providers.EndpointCA(ctx, t)
 }
 
 // Connect resolves credentials the way CNPG passes them to boto3 and opens a client.
@@ -181,10 +211,10 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		opts.Credentials = cfg.Credentials
 		region = cfg.Region
 	} else {
-		id, f1 := t.Ref(cr.AccessKeyID, "s3Credentials.accessKeyId")
-		secret, f2 := t.Ref(cr.SecretAccessKey, "s3Credentials.secretAccessKey")
-		token, f3 := t.Ref(cr.SessionToken, "s3Credentials.sessionToken")
-		reg, f4 := t.Ref(cr.Region, "s3Credentials.region")
+		id, f1 := t.Ref(ctx, cr.AccessKeyID, "s3Credentials.accessKeyId")
+		secret, f2 := t.Ref(ctx, cr.SecretAccessKey, "s3Credentials.secretAccessKey")
+		token, f3 := t.Ref(ctx, cr.SessionToken, "s3Credentials.sessionToken")
+		reg, f4 := t.Ref(ctx, cr.Region, "s3Credentials.region")
 		for _, f := range []*providers.Finding{f1, f2, f3, f4} {
 			if f != nil {
 				fs = append(fs, *f)
@@ -336,7 +366,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, o providers.Pu
 		in.Tagging = aws.String(tagging(o.Tags))
 	}
 	_, err := s.c.PutObject(ctx, in)
-	return s.classifyOrNil("PutObject", err)
+	return providers.Classifier(s.classify).Err("PutObject", err)
 }
 
 func tagging(tags map[string]string) string {
@@ -364,7 +394,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // Delete deletes one object.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	_, err := s.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.loc.Bucket, Key: &key})
-	return s.classifyOrNil("DeleteObject", err)
+	return providers.Classifier(s.classify).Err("DeleteObject", err)
 }
 
 // Exists reports whether key exists.
@@ -451,7 +481,7 @@ type upload struct {
 // Complete assembles the parts (on failure the caller aborts).
 func (u *upload) Complete(ctx context.Context) error {
 	_, err := u.s.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &u.s.loc.Bucket, Key: &u.key, UploadId: u.id, MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts}})
-	return u.s.classifyOrNil("CompleteMultipartUpload", err)
+	return providers.Classifier(u.s.classify).Err("CompleteMultipartUpload", err)
 }
 
 // Confirmed reports whether the store acknowledged the upload's creation.
@@ -476,7 +506,7 @@ func (u *upload) Abort(ctx context.Context) error {
 		return nil
 	}
 	_, err := u.s.c.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &u.s.loc.Bucket, Key: &u.key, UploadId: u.id})
-	return u.s.classifyOrNil("AbortMultipartUpload", err)
+	return providers.Classifier(u.s.classify).Err("AbortMultipartUpload", err)
 }
 
 // fixFor names the S3 permission or setting an operation needs.
@@ -507,13 +537,6 @@ func (s *Store) fixFor(op string, k providers.Kind) string {
 	return ""
 }
 
-func (s *Store) classifyOrNil(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return s.classify(op, err)
-}
-
 var (
 	deniedCodes = map[string]bool{"AccessDenied": true, "Forbidden": true, "AllAccessDisabled": true, "AccountProblem": true}
 	authCodes   = map[string]bool{"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "InvalidToken": true, "ExpiredToken": true, "TokenRefreshRequired": true, "InvalidSecurity": true}
@@ -532,7 +555,7 @@ func (s *Store) classify(op string, err error) *providers.Error {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		code, msg := ae.ErrorCode(), ae.ErrorMessage()
-		e := &providers.Error{Op: op, Code: code, Status: status, Kind: providers.KindOther}
+		e := &providers.Error{Op: op, Code: code, Status: status, Kind: providers.KindOther, Err: err}
 		switch {
 		case code == "NotFound" || code == "NoSuchBucket" || code == "NoSuchKey" || status == http.StatusNotFound:
 			e.Kind = providers.KindNotFound
@@ -574,7 +597,7 @@ func (s *Store) classify(op string, err error) *providers.Error {
 		return ne
 	}
 	if status != 0 {
-		return &providers.Error{Op: op, Status: status, Kind: providers.KindOther, Msg: s.red.Redact(fmt.Sprintf("%s: HTTP %d %s", op, status, http.StatusText(status)))}
+		return &providers.Error{Op: op, Status: status, Kind: providers.KindOther, Err: err, Msg: s.red.Redact(fmt.Sprintf("%s: HTTP %d %s", op, status, http.StatusText(status)))}
 	}
-	return &providers.Error{Op: op, Kind: providers.KindOther, Msg: s.red.Redact(op + ": " + providers.FirstLine(err.Error()))}
+	return &providers.Error{Op: op, Kind: providers.KindOther, Err: err, Msg: s.red.Redact(op + ": " + providers.FirstLine(err.Error()))}
 }

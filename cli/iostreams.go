@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+
+	"github.com/cnpg-preflight/cnpg-preflight/kube"
+	"github.com/cnpg-preflight/cnpg-preflight/manifest"
+	"github.com/cnpg-preflight/cnpg-preflight/providers"
+	"github.com/cnpg-preflight/cnpg-preflight/providers/all"
+)
+
+// IOStreams are a command's streams and what it knows about its terminal and environment
+// (after gh's iostreams): commands never look at os.Stdout or os.Getenv themselves.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	OutTTY bool                // Out is a terminal (colours)
+	ErrTTY bool                // ErrOut is a terminal (progress line)
+	Getenv func(string) string // the process environment (NO_COLOR, KUBERNETES_SERVICE_HOST, …)
+}
+
+// System returns the process's own streams and environment.
+func System() *IOStreams {
+	return &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, OutTTY: isTerminal(os.Stdout), ErrTTY: isTerminal(os.Stderr), Getenv: os.Getenv}
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func (s *IOStreams) getenv(k string) string {
+	if s.Getenv == nil {
+		return ""
+	}
+	return s.Getenv(k)
+}
+
+// Live is a live Kubernetes cluster to read from (kube.Client).
+type Live interface {
+	Namespace() string
+	Load(ctx context.Context, o kube.Options) (*manifest.Set, error)
+	Secrets(namespace string) providers.SecretLookup
+}
+
+// Factory holds what commands take from outside the process's logic (after gh's cmdutil.Factory):
+// streams, the provider registry, name resolution and the live-cluster loader.
+type Factory struct {
+	IO       *IOStreams
+	Registry *providers.Registry
+	Resolver *net.Resolver // nil: the system's
+	Live     func(kube.Options) (Live, error)
+}
+
+// NewFactory returns the production factory for io.
+func NewFactory(io *IOStreams) *Factory {
+	return &Factory{
+		IO:       io,
+		Registry: all.Registry(all.Settings{GCSEmulatorHost: io.getenv("STORAGE_EMULATOR_HOST")}),
+		Live:     func(o kube.Options) (Live, error) { return kube.New(o) },
+	}
+}

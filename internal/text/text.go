@@ -1,0 +1,15 @@
+// Package text holds the string helpers shared by the packages that print.
+package text
+
+import "strings"
+
+// OneLine collapses every run of white space (newlines included) into one space.
+func OneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// Join lists words as "a, b conj c" (conj is "and" or "or").
+func Join(words []string, conj string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " " + conj + " " + words[len(words)-1]
+}
