@@ -22,6 +22,7 @@ build:
 deps:
 	scripts/install-deps.sh
 	scripts/build-kube.sh
+	scripts/build-barman.sh
 
 servers: deps
 	scripts/servers.sh start

@@ -62,7 +62,8 @@ type Client struct {
 }
 
 type secretResult struct {
-	once sync.Once
+	mu   sync.Mutex // held during the GET: concurrent readers of one Secret wait for it
+	done bool       // the answer is final (a GET cut short by its caller's context is not)
 	data map[string][]byte
 	err  error
 }
@@ -218,7 +219,8 @@ func add(set *manifest.Set, u *unstructured.Unstructured) error {
 }
 
 // Secrets returns a lookup that GETs each referenced Secret once (never a list of all Secrets),
-// bounded by the context of the first target that needs it.
+// bounded by the context of the target that needs it; a GET cut short by that context is tried
+// again by the next target.
 func (c *Client) Secrets(namespace string) providers.SecretLookup {
 	return func(ctx context.Context, name, key string) ([]byte, error) {
 		c.mu.Lock()
@@ -228,27 +230,12 @@ func (c *Client) Secrets(namespace string) providers.SecretLookup {
 			c.secrets[namespace+"/"+name] = r
 		}
 		c.mu.Unlock()
-		r.once.Do(func() {
-			u, err := c.dyn.Resource(SecretsGVR).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				if apierrors.IsNotFound(err) {
-					r.err = providers.SecretNotFound(namespace, name)
-				} else {
-					r.err = c.apiError("get", "secrets", namespace, name, err)
-				}
-				return
-			}
-			set := manifest.NewSet()
-			unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
-			b, _ := json.Marshal(u.Object)
-			if err := set.Add(manifest.LivePrefix+"Secret "+namespace+"/"+name, b, namespace); err != nil {
-				r.err = err
-				return
-			}
-			if s := set.Secret(namespace, name); s != nil {
-				r.data = s.Data
-			}
-		})
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if !r.done {
+			r.data, r.err = c.getSecret(ctx, namespace, name)
+			r.done = ctx.Err() == nil
+		}
 		if r.err != nil {
 			return nil, r.err
 		}
@@ -258,4 +245,25 @@ func (c *Client) Secrets(namespace string) providers.SecretLookup {
 		}
 		return v, nil
 	}
+}
+
+// getSecret reads one Secret through the strict decoder.
+func (c *Client) getSecret(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+	u, err := c.dyn.Resource(SecretsGVR).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, providers.SecretNotFound(namespace, name)
+		}
+		return nil, c.apiError("get", "secrets", namespace, name, err)
+	}
+	set := manifest.NewSet()
+	unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
+	b, _ := json.Marshal(u.Object)
+	if err := set.Add(manifest.LivePrefix+"Secret "+namespace+"/"+name, b, namespace); err != nil {
+		return nil, err
+	}
+	if s := set.Secret(namespace, name); s != nil {
+		return s.Data, nil
+	}
+	return nil, providers.SecretNotFound(namespace, name)
 }

@@ -95,6 +95,26 @@ KC
   echo "KUBE_SERVER=https://127.0.0.1:$KUBE_PORT" >>"$RUN/servers.env"
 }
 
+# mount_barman: the Debian 13 root with barman-cloud 3.13 (scripts/build-barman.sh) is bind-mounted
+# at $RUN/trixie, a path the postgres user can reach, with the machine's /tmp inside it at the same
+# path (test scratch directories, CA files, WAL files and PostgreSQL sockets resolve there).
+# Commands run in it with chroot (root) or unshare -r chroot (the postgres user's archive_command).
+mount_barman() {
+  local root=$TOOLS/trixie mnt=$RUN/trixie
+  [ -x "$root/usr/bin/barman-cloud-check-wal-archive" ] || { log "no barman 3.13 root (scripts/build-barman.sh): barman comparisons will fail"; return 0; }
+  mkdir -p "$mnt"
+  mountpoint -q "$mnt" || mount --bind "$root" "$mnt"
+  mountpoint -q "$mnt/tmp" || mount --bind /tmp "$mnt/tmp"
+  echo "BARMAN_ROOT=$mnt" >>"$RUN/servers.env"
+}
+
+umount_barman() {
+  local mnt=$RUN/trixie
+  mountpoint -q "$mnt/tmp" 2>/dev/null && umount "$mnt/tmp"
+  mountpoint -q "$mnt" 2>/dev/null && umount "$mnt"
+  return 0
+}
+
 start() {
   if [ -f "$RUN/servers.env" ] && curl -fsS -o /dev/null "http://127.0.0.1:$MINIO_PORT/minio/health/live" 2>/dev/null; then
     log "already running ($RUN/servers.env)"; return
@@ -140,6 +160,7 @@ AZURITE_ACCOUNT=$AZURITE_ACCOUNT
 AZURITE_KEY=$AZURITE_KEY
 GCS_EMULATOR_HOST=127.0.0.1:$GCS_PORT
 ENV
+  mount_barman
   start_kube
   log "ready: $RUN/servers.env"
 }
@@ -160,6 +181,7 @@ stop() {
     sleep 0.1
   done
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  umount_barman
   rm -rf "$RUN/servers.env" "$RUN/etcd"
   log "stopped"
 }

@@ -19,12 +19,13 @@ import (
 const PGBin = "/usr/lib/postgresql/15/bin"
 
 // Postgres is a real PostgreSQL server on a Unix socket, run as the postgres user, whose
-// archive_command is the real barman-cloud-wal-archive.
+// archive_command is the real barman-cloud-wal-archive 3.13 (the reference root, see BarmanRoot).
 type Postgres struct {
 	Dir  string
 	Port int
 	env  map[string]string
 	t    testing.TB
+	root string // the barman 3.13 root
 }
 
 // StartPostgres initialises and starts a server archiving WAL with barman-cloud-wal-archive
@@ -33,22 +34,22 @@ type Postgres struct {
 func StartPostgres(t testing.TB, env map[string]string, walArchiveArgs ...string) *Postgres {
 	t.Helper()
 	RequireBinary(t, PGBin+"/initdb")
-	RequireBinary(t, "/usr/bin/barman-cloud-wal-archive")
+	root := BarmanRoot(t)
 	u, err := user.Lookup("postgres")
 	if err != nil {
 		t.Skipf("no postgres user: %v", err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	dir, err := os.MkdirTemp("", "pf-pg-")
+	dir, err := os.MkdirTemp("/tmp", "pf-pg-") // under /tmp: visible in the barman root
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o755)
 	os.Chown(dir, uid, gid)
-	p := &Postgres{Dir: dir, Port: freePort(t), env: env, t: t}
+	p := &Postgres{Dir: dir, Port: freePort(t), env: env, t: t, root: root}
 	// The backup client runs with env, as CNPG's instance manager runs it.
-	p.script("archive.sh", "/usr/bin/barman-cloud-wal-archive", walArchiveArgs...)
+	p.script("archive.sh", "barman-cloud-wal-archive", walArchiveArgs...)
 	p.run("initdb", PGBin+"/initdb", "-D", dir+"/data", "-A", "trust", "--no-sync", "-U", "postgres")
 	conf := fmt.Sprintf("\nlisten_addresses = ''\nunix_socket_directories = '%s'\nport = %d\nwal_level = replica\narchive_mode = on\narchive_command = '%s/archive.sh %%p'\nfsync = off\n", dir, p.Port, dir)
 	f, err := os.OpenFile(dir+"/data/postgresql.conf", os.O_APPEND|os.O_WRONLY, 0)
@@ -74,8 +75,9 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// script writes DIR/name: exports env, then runs bin with args and "$@".
-func (p *Postgres) script(name, bin string, args ...string) string {
+// script writes DIR/name: exports env, then runs the barman-cloud command cmd of the 3.13 root (as
+// the postgres user: in a user namespace) with args and "$@".
+func (p *Postgres) script(name, cmd string, args ...string) string {
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\nexport PATH=/usr/bin:/bin\n")
 	keys := make([]string, 0, len(p.env))
@@ -86,11 +88,15 @@ func (p *Postgres) script(name, bin string, args ...string) string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "export %s='%s'\n", k, strings.ReplaceAll(p.env[k], "'", `'\''`))
 	}
-	b.WriteString("exec " + bin)
+	b.WriteString("exec " + strings.Join(barmanCommand(p.root, cmd, false), " "))
 	for _, a := range args {
 		b.WriteString(" '" + strings.ReplaceAll(a, "'", `'\''`) + "'")
 	}
 	b.WriteString(` "$@"` + "\n")
+	// chroot starts in /: PostgreSQL's relative %p (pg_wal/…) is made absolute first
+	script := strings.Replace(b.String(), "exec ", `if [ $# -ge 1 ]; then case "$1" in /*) ;; *) p="$PWD/$1"; shift; set -- "$p" "$@" ;; esac; fi`+"\nexec ", 1)
+	b.Reset()
+	b.WriteString(script)
 	path := filepath.Join(p.Dir, name)
 	if err := os.WriteFile(path, []byte(b.String()), 0o755); err != nil {
 		p.t.Fatal(err)
@@ -118,10 +124,10 @@ func (p *Postgres) SQL(q string) string {
 	return strings.TrimSpace(p.run("psql", PGBin+"/psql", "-h", p.Dir, "-p", strconv.Itoa(p.Port), "-U", "postgres", "-XAtqc", q))
 }
 
-// Backup takes a real base backup with barman-cloud-backup --immediate-checkpoint.
+// Backup takes a real base backup with barman-cloud-backup 3.13 --immediate-checkpoint.
 func (p *Postgres) Backup(backupArgs ...string) string {
 	p.t.Helper()
-	s := p.script("backup.sh", "/usr/bin/barman-cloud-backup", append([]string{"--immediate-checkpoint", "-h", p.Dir, "-p", strconv.Itoa(p.Port), "-U", "postgres"}, backupArgs...)...)
+	s := p.script("backup.sh", "barman-cloud-backup", append([]string{"--immediate-checkpoint", "-h", p.Dir, "-p", strconv.Itoa(p.Port), "-U", "postgres"}, backupArgs...)...)
 	return p.run("barman-cloud-backup", s)
 }
 

@@ -299,15 +299,54 @@ func (r Result) CheckOf(target, id string) report.Check {
 	return report.Check{}
 }
 
-// Barman runs a barman-cloud command with env added to a clean environment.
+// BarmanRoot is the Debian 13 root holding the reference client, barman-cloud 3.13 with boto3 1.37
+// and azure-storage-blob 12.26 (scripts/build-barman.sh), as mounted by scripts/servers.sh with the
+// machine's /tmp inside it. A missing root fails under make test and skips otherwise.
+func BarmanRoot(t testing.TB) string {
+	t.Helper()
+	root := serversEnv()["BARMAN_ROOT"]
+	if root == "" {
+		if os.Getenv("CNPG_PREFLIGHT_INTEGRATION") == "1" {
+			t.Fatal("no BARMAN_ROOT in servers.env: run scripts/build-barman.sh, then scripts/servers.sh start")
+		}
+		t.Skip("barman 3.13 root not mounted (scripts/build-barman.sh, scripts/servers.sh start)")
+	}
+	RequireBinary(t, root+"/usr/bin/barman-cloud-check-wal-archive")
+	return root
+}
+
+// barmanCommand is the command line that runs a barman-cloud command of the 3.13 root: chroot as
+// root, or inside a user namespace (unshare -r) for an unprivileged user such as postgres.
+func barmanCommand(root, name string, asRoot bool) []string {
+	cmd := []string{"/usr/sbin/chroot", root, "/usr/bin/" + name}
+	if !asRoot {
+		cmd = append([]string{"/usr/bin/unshare", "-r"}, cmd...)
+	}
+	return cmd
+}
+
+// Barman runs a barman-cloud 3.13 command (the reference client) with env added to a clean
+// environment. Files it reads or writes must be under /tmp (visible at the same path in the root).
 func Barman(t testing.TB, env map[string]string, name string, args ...string) (int, string) {
+	t.Helper()
+	cmd := barmanCommand(BarmanRoot(t), name, os.Geteuid() == 0)
+	return runBarman(t, env, append(cmd, args...))
+}
+
+// Barman34 runs Debian 12's barman-cloud 3.4, kept only to show where it differs from 3.13.
+func Barman34(t testing.TB, env map[string]string, name string, args ...string) (int, string) {
 	t.Helper()
 	path := "/usr/bin/" + name
 	RequireBinary(t, path)
+	return runBarman(t, env, append([]string{path}, args...))
+}
+
+func runBarman(t testing.TB, env map[string]string, argv []string) (int, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + os.TempDir(), "LC_ALL=C.UTF-8"}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/tmp", "LC_ALL=C.UTF-8"}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -316,7 +355,7 @@ func Barman(t testing.TB, env map[string]string, name string, args ...string) (i
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("%s: %v", name, err)
+		t.Fatalf("%s: %v", argv, err)
 	}
 	return code, string(out)
 }

@@ -313,7 +313,7 @@ func (s *Store) CheckBucket(ctx context.Context) error {
 	switch le.Kind {
 	case providers.KindAuth, providers.KindRegion:
 		le.Op = "HeadBucket"
-		le.Msg = "HeadBucket: 403 Forbidden; " + le.Msg
+		le.Msg = fmt.Sprintf("HeadBucket: %d %s; %s", e.Status, http.StatusText(e.Status), le.Msg)
 		return le
 	case providers.KindDenied:
 		e.Kind = providers.KindDenied
