@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 	"github.com/cnpg-preflight/cnpg-preflight/report"
 )
@@ -61,6 +62,9 @@ func runConfig(_ context.Context, r *Run) Result {
 	}
 	if r.drv != nil && len(set) == 1 && c.DestinationPath != "" {
 		fs = append(fs, r.valFs...)
+		if r.loc.Bucket != "" {
+			fs = append(fs, layoutFindings(t.Field, r.loc)...)
+		}
 	}
 	fs = append(fs, r.crossFs...)
 	where := ""
@@ -68,6 +72,42 @@ func runConfig(_ context.Context, r *Run) Result {
 		where = fmt.Sprintf("objects go to %s %q under %q", r.drv.Info().BucketNoun, r.loc.Bucket, r.loc.Base())
 	}
 	return fromFindings(fs, where)
+}
+
+// maxKeyLen is the longest object key S3, GCS and Azure accept (bytes / characters).
+const maxKeyLen = 1024
+
+// longestKeySuffix is the longest key barman-cloud writes under <prefix>/<serverName>/:
+// wals/<16 hex>/<24 hex>.<8 hex>.backup plus a compression suffix.
+const longestKeySuffix = len("wals/0000000100000000/000000010000000000000001.00000028.backup.snappy")
+
+// layoutFindings refuses destinations whose <prefix>/<serverName>/ cannot hold barman's layout:
+// inside another server's base/ or wals/ (its catalog would see our folder as a broken backup or
+// a foreign WAL), with path segments stores refuse or HTTP clients rewrite, or too long for a key.
+func layoutFindings(field string, loc providers.Location) []providers.Finding {
+	var fs []providers.Finding
+	base := loc.Base()
+	segs := strings.Split(strings.TrimSuffix(base, "/"), "/")
+	sf := field + ".serverName"
+	for i, seg := range segs {
+		switch {
+		case seg == "." || seg == "..":
+			fs = append(fs, providers.Failf(sf, "use a serverName (and destinationPath) made of plain folder names",
+				"the objects would go under %q: a %q path segment is refused by stores such as MinIO and rewritten by HTTP clients, so WALs would not land where a restore looks", base, seg))
+		case (seg == "base" || seg == "wals") && i > 0:
+			fs = append(fs, providers.Failf(field+".destinationPath", "give the Cluster its own folder: a destinationPath and serverName outside any server's base/ and wals/",
+				"the objects would go under %q, inside the %s/ folder of server %q: barman-cloud would write this Cluster's WALs and backups into that server's catalog (cnpg-preflight writes nothing there)", base, seg, segs[i-1]))
+		}
+	}
+	if strings.Contains("/"+loc.ServerName+"/", "//") { // the destinationPath's own slashes are the provider's to judge
+		fs = append(fs, providers.Warnf(sf, "remove the empty path segment (a leading, trailing or double slash)",
+			"the objects would go under %q, which has an empty path segment: some stores refuse such keys, and most tools show it as a nameless folder", base))
+	}
+	if n := len(base) + longestKeySuffix; n > maxKeyLen {
+		fs = append(fs, providers.Failf(sf, "shorten destinationPath's path or serverName",
+			"keys under %q would be up to %d bytes long; object stores accept %d", text.Cap(base, 80), n, maxKeyLen))
+	}
+	return fs
 }
 
 // fromFindings turns findings into a check result: fail if any fails, warn if any warns.

@@ -127,8 +127,13 @@ func probeKey(r *Run, suffix string) (key, stamp string, random []byte) {
 	return r.loc.Base() + ProbePrefix + stamp + "-" + hex.EncodeToString(b[:]) + suffix, stamp, b[:]
 }
 
-// uncertain reports whether a failed request may still have taken effect on the server.
+// uncertain reports whether a failed request may still have taken effect on the server: not
+// when the server answered 4xx (it refused the request: nothing was written).
 func uncertain(err error) bool {
+	var e *providers.Error
+	if errors.As(err, &e) && e.Status >= 400 && e.Status < 500 {
+		return false
+	}
 	switch providers.KindOf(err) {
 	case providers.KindTimeout, providers.KindCanceled, providers.KindNetwork, providers.KindOther, providers.KindThrottled:
 		return true
@@ -165,7 +170,7 @@ func runWrite(ctx context.Context, r *Run) Result {
 
 func runRead(ctx context.Context, r *Run) Result {
 	if p, ok := output[probeObject](r, Write); ok {
-		got, err := r.store().Get(ctx, p.key)
+		got, err := r.store().Get(ctx, p.key, int64(len(p.data))+1) // one byte more tells a longer object
 		if err != nil {
 			return errResult(err, "grant read access under "+r.loc.Base()+": restores and WAL fetches need it")
 		}
@@ -187,12 +192,16 @@ func runRead(ctx context.Context, r *Run) Result {
 	}
 	sort.Slice(l.Keys, func(i, j int) bool { return l.Keys[i].Size < l.Keys[j].Size })
 	o := l.Keys[0]
-	if o.Size > 16<<20 {
-		return skip("skipped: no object smaller than 16 MiB among the first 100 under %s", base)
-	}
-	got, err := r.store().Get(ctx, o.Key)
+	got, err := r.store().Get(ctx, o.Key, min(o.Size+1, sourceReadLimit))
 	if err != nil {
 		return errResult(err, "grant read access under "+base+": a restore reads every backup and WAL file")
+	}
+	if int64(len(got)) > o.Size {
+		return Result{Status: report.Fail, Message: fmt.Sprintf("%s: the store sent more than the %d bytes it lists the object as (lists as %d bytes)", o.Key, o.Size, o.Size),
+			Remediation: "the endpoint does not behave like an object store: check that endpointURL points at the store itself, not at a proxy or web server"}
+	}
+	if int64(len(got)) < o.Size {
+		return pass("read the first %d bytes of %s", len(got), o.Key)
 	}
 	return pass("read %s (%d bytes)", o.Key, len(got))
 }
@@ -213,6 +222,9 @@ func runDelete(ctx context.Context, r *Run) Result {
 	r.track(p.key, false)
 	return pass("deleted %s and confirmed it is gone", p.key)
 }
+
+// sourceReadLimit is what read takes of an existing object: enough to prove read access.
+const sourceReadLimit = 64 << 10
 
 // bigParts holds one read-only buffer per part size, shared by every target.
 var bigParts sync.Map // int -> []byte

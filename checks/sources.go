@@ -14,6 +14,17 @@ import (
 	"github.com/cnpg-preflight/cnpg-preflight/targets"
 )
 
+// backupInfoLimit bounds a backup.info read (barman's are a few KiB).
+const backupInfoLimit = 256 << 10
+
+// A catalog of more backups than readNewest+readOldest is sampled; at most maxNamed problems are
+// named in a message.
+const (
+	readNewest = 24
+	readOldest = 8
+	maxNamed   = 5
+)
+
 // runBackups reads a source's backup catalog the way barman does: every sub-prefix of base/ is a
 // backup, described by its backup.info.
 func runBackups(ctx context.Context, r *Run) Result {
@@ -33,17 +44,25 @@ func runBackups(ctx context.Context, r *Run) Result {
 		return Result{Status: noneStatus, Message: fmt.Sprintf("no backup under %s", base),
 			Remediation: "check destinationPath and serverName: they must name the folder the source cluster backs up to (its serverName defaults to its own name)"}
 	}
-	infos := make([]BackupInfo, len(l.Prefixes))
+	// Backup IDs are timestamps: sorted, the folders run oldest to newest. A large catalog is
+	// sampled: the newest and the oldest backups are what a restore and its window depend on.
+	folders := append([]string(nil), l.Prefixes...)
+	sort.Strings(folders)
+	read := folders
+	if len(folders) > readNewest+readOldest {
+		read = append(append([]string(nil), folders[:readOldest]...), folders[len(folders)-readNewest:]...)
+	}
+	infos := make([]BackupInfo, len(read))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
-	for i, p := range l.Prefixes {
+	for i, p := range read {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			id := strings.TrimSuffix(strings.TrimPrefix(p, base), "/")
-			data, err := r.store().Get(ctx, p+"backup.info")
+			data, err := r.store().Get(ctx, p+"backup.info", backupInfoLimit)
 			switch {
 			case providers.KindOf(err) == providers.KindNotFound:
 				infos[i] = BackupInfo{ID: id, Problem: "no backup.info: unfinished or interrupted"}
@@ -68,15 +87,29 @@ func runBackups(ctx context.Context, r *Run) Result {
 	})
 	var unusable []string
 	for _, b := range bad {
+		if len(unusable) == maxNamed {
+			unusable = append(unusable, fmt.Sprintf("and %d more", len(bad)-maxNamed))
+			break
+		}
 		unusable = append(unusable, fmt.Sprintf("%s (%s)", b.ID, b.Problem))
 	}
+	count := fmt.Sprint(len(folders))
+	if len(read) < len(folders) {
+		count = fmt.Sprintf("%d (backup.info read for the newest %d and the oldest %d)", len(folders), readNewest, readOldest)
+	}
+	if l.Truncated {
+		count = "more than " + count
+	}
 	if len(done) == 0 {
-		return Result{Status: noneStatus, Message: fmt.Sprintf("%d backup folder(s) under %s, none completed: %s", len(infos), base, strings.Join(unusable, ", ")),
+		return Result{Status: noneStatus, Message: fmt.Sprintf("%s backup folder(s) under %s, none completed: %s", count, base, strings.Join(unusable, ", ")),
 			Remediation: "take a backup on the source cluster and wait for it to complete (status DONE in backup.info)", Value: catalog{}}
 	}
 	last := done[len(done)-1]
-	msg := fmt.Sprintf("%d backup(s), %d completed; latest completed %s: %s → %s, WAL %s–%s, timeline %d",
-		len(infos), len(done), last.ID, last.BeginTime.UTC().Format(time.RFC3339), last.EndTime.UTC().Format(time.RFC3339), last.BeginWAL, last.EndWAL, last.Timeline)
+	msg := fmt.Sprintf("%s backup(s), %d completed; latest completed %s: %s → %s, WAL %s–%s, timeline %d",
+		count, len(done), last.ID, last.BeginTime.UTC().Format(time.RFC3339), last.EndTime.UTC().Format(time.RFC3339), last.BeginWAL, last.EndWAL, last.Timeline)
+	if len(done) > 1 {
+		msg += fmt.Sprintf("; oldest completed %s", done[0].ID)
+	}
 	if len(bad) > 0 {
 		return Result{Status: report.Warn, Message: msg + "; not usable: " + strings.Join(unusable, ", "),
 			Remediation: "unfinished backups are ignored by a restore; remove them with barman-cloud-backup-delete if they are failed leftovers", Value: catalog{done}}

@@ -44,6 +44,9 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
+// MaxErrorLine bounds the one line an error prints (input can be large and hostile).
+const MaxErrorLine = 1000
+
 // ExitCode maps a command's error to the process exit code: 2 for bad input or usage only;
 // anything else that went wrong (a report that could not be written, say) is 1.
 func ExitCode(err error) int {
@@ -71,7 +74,7 @@ func Main(f *Factory, args []string) int {
 func MainContext(ctx context.Context, f *Factory, args []string) int {
 	err := Run(ctx, f, args)
 	if err != nil && !errors.Is(err, ErrChecksFailed) && !errors.Is(err, pflag.ErrHelp) {
-		fmt.Fprintln(f.IO.ErrOut, "cnpg-preflight: "+text.OneLine(err.Error()))
+		fmt.Fprintln(f.IO.ErrOut, "cnpg-preflight: "+text.Cap(text.Sanitize(err.Error()), MaxErrorLine))
 	}
 	return ExitCode(err)
 }
@@ -261,7 +264,7 @@ func RunCheck(ctx context.Context, f *Factory, o *CheckOptions) error {
 		logf = func(format string, args ...any) {
 			mu.Lock()
 			defer mu.Unlock()
-			fmt.Fprintf(stderr, "[%6.3fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+			fmt.Fprintf(stderr, "[%6.3fs] %s\n", time.Since(start).Seconds(), text.Cap(text.Sanitize(fmt.Sprintf(format, args...)), MaxErrorLine))
 		}
 	}
 	var progress func(done, total, failed int)
@@ -288,6 +291,26 @@ func RunCheck(ctx context.Context, f *Factory, o *CheckOptions) error {
 	return nil
 }
 
+// loadFiles reads manifest files, or stops waiting when ctx ends (standard input or a FIFO may
+// never deliver; the reading goroutine is abandoned, the process is about to exit).
+func loadFiles(ctx context.Context, files []string, stdin io.Reader, namespace string) (*manifest.Set, error) {
+	type result struct {
+		set *manifest.Set
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		set, err := manifest.Load(files, stdin, namespace)
+		ch <- result{set, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.set, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w while reading %s; nothing was checked", context.Cause(ctx), strings.Join(files, ", "))
+	}
+}
+
 // input is what a command read.
 type input struct {
 	set       *manifest.Set
@@ -300,7 +323,7 @@ type input struct {
 // (Clusters, their ObjectStores, and only the Secrets they reference, read lazily).
 func load(ctx context.Context, f *Factory, files []string, namespace string, ko kube.Options) (*input, error) {
 	if len(files) > 0 {
-		set, err := manifest.Load(files, f.IO.In, namespace)
+		set, err := loadFiles(ctx, files, f.IO.In, namespace)
 		if err != nil {
 			return nil, err
 		}
@@ -340,18 +363,29 @@ func writeTerminationLog(path string, m *report.Matrix) {
 }
 
 // signalContext is cancelled, with the signal as cause, on SIGINT or SIGTERM.
+//
+// Every way a run can be told to end cleans up the same way: SIGHUP (a dropped SSH session) and
+// SIGQUIT are handled like SIGINT and SIGTERM (the probes stop, probe objects are deleted, the
+// partial report is written). SIGPIPE never kills the process: a write to a closed pipe returns
+// an error instead (a closed stdout is reported; a closed stderr only stops the log).
 func signalContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
 	go func() {
-		select {
-		case s := <-ch:
-			cancel(fmt.Errorf("interrupted by %s", sigName(s)))
-		case <-ctx.Done():
+		for {
+			select {
+			case s := <-ch:
+				cancel(fmt.Errorf("interrupted by %s", sigName(s)))
+			case <-pipe:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
-	return ctx, func() { signal.Stop(ch); cancel(nil) }
+	return ctx, func() { signal.Stop(ch); signal.Stop(pipe); cancel(nil) }
 }
 
 func sigName(s os.Signal) string {
@@ -360,6 +394,10 @@ func sigName(s os.Signal) string {
 		return "SIGINT"
 	case syscall.SIGTERM:
 		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
 	}
 	return s.String()
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -24,7 +25,8 @@ type JobOptions struct {
 	Kube           kube.Options
 	Image          string
 	ServiceAccount string
-	Schedule       string // a CronJob instead of a Job
+	Schedule       string        // a CronJob instead of a Job
+	Timeout        time.Duration // the check's --timeout; the Job's deadlines derive from it
 }
 
 const jobHelp = `Usage: cnpg-preflight job --cluster NAME -n NS [--image IMG] [--service-account SA] [--schedule CRON]
@@ -60,6 +62,7 @@ func parseJob(args []string, stdout io.Writer) (*JobOptions, error) {
 	fs.StringVar(&o.Image, "image", "cnpg-preflight:"+version(), "container image of cnpg-preflight (see deploy/Dockerfile)")
 	fs.StringVar(&o.ServiceAccount, "service-account", "", "run as this ServiceAccount (printed with the Cluster's serviceAccountTemplate annotations) instead of the Cluster's own")
 	fs.StringVar(&o.Schedule, "schedule", "", "print a CronJob with this schedule instead of a Job")
+	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "the check's time limit per target; the Job's activeDeadlineSeconds (and the CronJob's startingDeadlineSeconds) derive from it")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			io.WriteString(stdout, jobHelp+fs.FlagUsages())
@@ -69,6 +72,9 @@ func parseJob(args []string, stdout io.Writer) (*JobOptions, error) {
 	}
 	if o.Kube.Cluster == "" {
 		return nil, &UsageError{Msg: "job needs --cluster NAME"}
+	}
+	if o.Timeout < time.Second {
+		return nil, &UsageError{Msg: "--timeout must be at least 1s"}
 	}
 	if fs.NArg() > 0 {
 		return nil, &UsageError{Msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
@@ -97,7 +103,7 @@ func RunJob(ctx context.Context, f *Factory, o *JobOptions) error {
 	if cl == nil {
 		return &UsageError{Msg: fmt.Sprintf("Cluster %s/%s not found", ns, o.Kube.Cluster)}
 	}
-	m := JobManifests(cl, set, f.Registry, o.Image, o.ServiceAccount, o.Schedule)
+	m := JobManifests(cl, set, f.Registry, JobSpec{Image: o.Image, ServiceAccount: o.ServiceAccount, Schedule: o.Schedule, Timeout: o.Timeout})
 	_, err = io.WriteString(f.IO.Out, m)
 	return err
 }
@@ -195,6 +201,7 @@ metadata:
 spec:
   schedule: {{q .Schedule}}
   concurrencyPolicy: Forbid
+  startingDeadlineSeconds: {{.Deadline}}
   successfulJobsHistoryLimit: 3
   failedJobsHistoryLimit: 3
   jobTemplate:
@@ -208,6 +215,7 @@ metadata:
 {{- end}}
 {{.Indent}}spec:
 {{.Indent}}  backoffLimit: 0
+{{.Indent}}  activeDeadlineSeconds: {{.Deadline}}
 {{.Indent}}  ttlSecondsAfterFinished: 86400
 {{.Indent}}  template:
 {{.Indent}}    metadata:
@@ -223,7 +231,7 @@ metadata:
 {{.Indent}}      containers:
 {{.Indent}}      - name: cnpg-preflight
 {{.Indent}}        image: {{.Image}}
-{{.Indent}}        args: [check, --cluster, {{.Cluster}}, --namespace, {{.NS}}]
+{{.Indent}}        args: [check, --cluster, {{.Cluster}}, --namespace, {{.NS}}, --timeout, {{.Timeout}}]
 {{.Indent}}        terminationMessagePolicy: File
 {{.Indent}}        resources:
 {{.Indent}}          requests: {cpu: 50m, memory: 64Mi}
@@ -234,15 +242,37 @@ metadata:
 {{.Indent}}          capabilities: {drop: [ALL]}
 `))
 
-// JobManifests renders ServiceAccount (when sa names another one), Role, RoleBinding and Job or CronJob.
-func JobManifests(cl *manifest.Cluster, set *manifest.Set, reg *providers.Registry, image, sa, schedule string) string {
+// JobSpec are the choices of the job command.
+type JobSpec struct {
+	Image, ServiceAccount, Schedule string
+	Timeout                         time.Duration // the check's --timeout (<= 0: 60 s)
+}
+
+// JobDeadline is the Job's activeDeadlineSeconds for a check timeout: reading the Cluster (one
+// timeout), the targets checked concurrently (one more) and the cleanup after a timeout, plus 5
+// minutes for scheduling the Pod and pulling the image. A run that hangs anyway is killed, so a
+// CronJob with concurrencyPolicy Forbid is never blocked by it.
+func JobDeadline(timeout time.Duration) int64 {
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	return int64((2*timeout + 15*time.Second + 5*time.Minute).Seconds())
+}
+
+// JobManifests renders ServiceAccount (when js names another one), Role, RoleBinding and Job or CronJob.
+func JobManifests(cl *manifest.Cluster, set *manifest.Set, reg *providers.Registry, js JobSpec) string {
+	image, sa, schedule := js.Image, js.ServiceAccount, js.Schedule
+	if js.Timeout <= 0 {
+		js.Timeout = 60 * time.Second
+	}
 	data := struct {
-		Name, NS, Cluster, SA, Image, Schedule, Indent string
-		NewSA                                          bool
-		Annotations                                    map[string]string
-		Names                                          RBACNames
+		Name, NS, Cluster, SA, Image, Schedule, Indent, Timeout string
+		NewSA                                                   bool
+		Annotations                                             map[string]string
+		Names                                                   RBACNames
+		Deadline                                                int64
 	}{Name: "cnpg-preflight-" + cl.Meta.Name, NS: cl.Meta.Namespace, Cluster: cl.Meta.Name, SA: cl.Meta.Name, Image: image, Schedule: schedule,
-		Names: NamesFor(cl, set, reg)}
+		Names: NamesFor(cl, set, reg), Timeout: js.Timeout.String(), Deadline: JobDeadline(js.Timeout)}
 	if sa != "" && sa != cl.Meta.Name {
 		data.SA, data.NewSA = sa, true
 		if cl.Spec.ServiceAccountTemplate != nil {

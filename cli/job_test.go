@@ -26,7 +26,8 @@ func TestJobManifestsDefaultServiceAccount(t *testing.T) {
 	if strings.Join(kinds, ",") != "Role,RoleBinding,Job" {
 		t.Errorf("kinds %v (the Cluster's own ServiceAccount exists: none must be printed)", kinds)
 	}
-	for _, want := range []string{"name: plugin-recovery\n  namespace: db\n---", "serviceAccountName: plugin-recovery", "resourceNames: [store]", "resourceNames: [s3-creds]", "image: img:1", "args: [check, --cluster, plugin-recovery, --namespace, db]"} {
+	for _, want := range []string{"name: plugin-recovery\n  namespace: db\n---", "serviceAccountName: plugin-recovery", "resourceNames: [store]", "resourceNames: [s3-creds]", "image: img:1",
+		"args: [check, --cluster, plugin-recovery, --namespace, db, --timeout, 1m0s]", "activeDeadlineSeconds: 435", "backoffLimit: 0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("manifests lack %q:\n%s", want, out)
 		}
@@ -43,5 +44,18 @@ func TestTerminationLog(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	if code != 1 || !strings.HasPrefix(string(b), "cnpg-preflight FAIL: 1 target(s)") || !strings.Contains(string(b), "default/pg/backup config: ") || len(b) > 4096 {
 		t.Errorf("exit %d, termination log:\n%s", code, b)
+	}
+}
+
+// A hung run cannot block the next ones: the deadlines derive from --timeout.
+func TestJobDeadlines(t *testing.T) {
+	code, out, stderr := runCLI(t, "job", "--cluster", "plugin-recovery", "-n", "db", "-f", "../testdata/clusters", "--schedule", "0 3 * * *", "--timeout", "30s")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"concurrencyPolicy: Forbid", "startingDeadlineSeconds: 375", "      activeDeadlineSeconds: 375", "--timeout, 30s]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("CronJob lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -275,7 +275,7 @@ func TestLiveJobRole(t *testing.T) {
 		"  resources: [objectstores]\n  verbs: [get]\n  resourceNames: [store]\n",
 		"  resources: [secrets]\n  verbs: [get]\n  resourceNames: [s3-creds, s3-region]\n",
 		"serviceAccountName: pg\n",
-		"args: [check, --cluster, pg, --namespace, db]",
+		"args: [check, --cluster, pg, --namespace, db, --timeout, 1m0s]",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("manifests lack %q:\n%s", want, stdout)

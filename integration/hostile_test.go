@@ -53,7 +53,7 @@ func matrixOf(t *testing.T, out *bytes.Buffer) *report.Matrix {
 // with a partial report, and no probe object is left.
 func TestInterruptedRunLeavesNothing(t *testing.T) {
 	t.Parallel()
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			e, mc, bucket := minioBucket(t)
 			before := testenv.Snapshot(t, mc, bucket)
@@ -91,7 +91,7 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 				t.Errorf("exit: %v, want code 1", err)
 			}
 			m := matrixOf(t, out)
-			want := "interrupted by " + map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}[sig]
+			want := "interrupted by " + map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM", syscall.SIGHUP: "SIGHUP", syscall.SIGQUIT: "SIGQUIT"}[sig]
 			if m.Interrupted != want {
 				t.Errorf("interrupted = %q, want %q", m.Interrupted, want)
 			}

@@ -129,9 +129,18 @@ func TestKubeJobRBACIsLeastPrivilege(t *testing.T) {
 	if !strings.Contains(out, "resourceNames: [pg-job-creds]") || strings.Contains(out, "unrelated") || !strings.Contains(out, `"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/pg"`) {
 		t.Errorf("manifests:\n%s", out)
 	}
-	// Apply everything but the Job (no controller-manager runs it here).
+	// Apply everything, the Job too: the API server validates it (no controller-manager runs it
+	// here), deadlines included.
 	docs := strings.Split(out, "---\n")
-	k.Apply(t, ns, strings.Join(docs[:len(docs)-1], "---\n"))
+	k.Apply(t, ns, out)
+	if job := k.Get(t, ns, "Job", "cnpg-preflight-pg-job"); !strings.Contains(job, `"activeDeadlineSeconds":435`) || !strings.Contains(job, `"backoffLimit":0`) {
+		t.Errorf("Job as stored: %s", job)
+	}
+	cron := testenv.Run(t, "", "job", "--kubeconfig", k.Kubeconfig, "--cluster", "pg-job", "-n", ns, "--service-account", "preflight", "--schedule", "0 3 * * *", "--timeout", "30s")
+	k.Apply(t, ns, cron.Stdout)
+	if cj := k.Get(t, ns, "CronJob", "cnpg-preflight-pg-job"); !strings.Contains(cj, `"startingDeadlineSeconds":375`) || !strings.Contains(cj, `"activeDeadlineSeconds":375`) {
+		t.Errorf("CronJob as stored: %s", cj)
+	}
 	role := ""
 	for _, d := range docs {
 		if strings.HasPrefix(d, "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n") {

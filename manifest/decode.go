@@ -186,6 +186,9 @@ func (s *Set) Add(file string, data []byte, defaultNamespace string) error {
 		if len(n.Content) == 0 || (n.Content[0].Kind == yaml.ScalarNode && n.Content[0].Tag == "!!null") {
 			continue // empty document
 		}
+		if depth(n.Content[0], MaxDepth) > MaxDepth {
+			return &InputError{File: file, Line: n.Content[0].Line, Msg: fmt.Sprintf("document nested more than %d levels deep; is this a manifest?", MaxDepth)}
+		}
 		if err := s.addObject(file, n.Content[0], defaultNamespace, ""); err != nil {
 			return err
 		}
@@ -238,17 +241,69 @@ type header struct {
 	APIVersion string            `yaml:"apiVersion"`
 	Kind       string            `yaml:"kind"`
 	Meta       Meta              `yaml:"metadata"`
-	Items      []yaml.Node       `yaml:"items"`
 	Data       map[string]string `yaml:"data"`
 	StringData map[string]string `yaml:"stringData"`
 }
 
+// Bounds on the shape of an input document: no CloudNativePG manifest comes near them.
+const (
+	MaxDepth     = 64 // nesting of mappings and sequences in one document
+	MaxListDepth = 4  // a List inside a List inside …
+)
+
+// readHeader reads what every object has without copying the document: the header fields are
+// decoded from their own small subtrees, and a List's items are returned as they are.
+func readHeader(n *yaml.Node, file, pathPrefix string) (header, []*yaml.Node, error) {
+	var h header
+	var items []*yaml.Node
+	hdr := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "items":
+			if v.Kind == yaml.SequenceNode {
+				items = v.Content
+			}
+		case "apiVersion", "kind", "metadata", "data", "stringData":
+			hdr.Content = append(hdr.Content, k, v)
+		}
+	}
+	_, err := decode(hdr, &h, file, pathPrefix, false)
+	return h, items, err
+}
+
+// depth returns the nesting depth of n, stopping once it passes max.
+func depth(n *yaml.Node, max int) int {
+	if n == nil || max < 0 {
+		return 0
+	}
+	d := 0
+	for _, c := range n.Content {
+		d = maxInt(d, depth(c, max-1))
+		if d > max {
+			break
+		}
+	}
+	return d + 1
+}
+
+func maxInt(a, b int) int {
+	if a > b {
+		return a
+	}
+	return b
+}
+
 func (s *Set) addObject(file string, n *yaml.Node, defaultNamespace, pathPrefix string) error {
+	return s.addObjectAt(file, n, defaultNamespace, pathPrefix, 0)
+}
+
+func (s *Set) addObjectAt(file string, n *yaml.Node, defaultNamespace, pathPrefix string, lists int) error {
 	if n.Kind != yaml.MappingNode {
 		return &InputError{File: file, Line: n.Line, Field: strings.TrimSuffix(pathPrefix, "."), Msg: "document is not an object (a mapping with apiVersion and kind)"}
 	}
-	var h header
-	if _, err := decode(n, &h, file, pathPrefix, false); err != nil {
+	h, items, err := readHeader(n, file, pathPrefix)
+	if err != nil {
 		return err
 	}
 	origin := Origin{File: file, Line: n.Line}
@@ -256,9 +311,12 @@ func (s *Set) addObject(file string, n *yaml.Node, defaultNamespace, pathPrefix 
 	switch {
 	case h.Kind == "" && h.APIVersion == "":
 		return &InputError{File: file, Line: n.Line, Field: pathPrefix + "kind", Msg: "missing apiVersion and kind: not a Kubernetes object"}
-	case h.Kind == "List" || strings.HasSuffix(h.Kind, "List") && len(h.Items) > 0:
-		for i := range h.Items {
-			if err := s.addObject(file, &h.Items[i], defaultNamespace, fmt.Sprintf("%sitems[%d].", pathPrefix, i)); err != nil {
+	case h.Kind == "List" || strings.HasSuffix(h.Kind, "List") && len(items) > 0:
+		if lists == MaxListDepth {
+			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "items", Msg: fmt.Sprintf("a List nested more than %d levels deep", MaxListDepth)}
+		}
+		for i, it := range items {
+			if err := s.addObjectAt(file, it, defaultNamespace, fmt.Sprintf("%sitems[%d].", pathPrefix, i), lists+1); err != nil {
 				return err
 			}
 		}

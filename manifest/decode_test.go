@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -174,5 +175,49 @@ spec:
 	}
 	if len(o.Issues) != 1 || o.Issues[0].Path != "spec.configuration.endpointUrl" || o.Issues[0].Line != 9 {
 		t.Errorf("issues %+v", o.Issues)
+	}
+}
+
+// nestedLists is a List holding a List … (levels deep) around one Cluster, padded to size bytes.
+func nestedLists(levels, pad int) string {
+	var b strings.Builder
+	for i := 0; i < levels; i++ {
+		ind := strings.Repeat("  ", 2*i)
+		b.WriteString(ind + "- apiVersion: v1\n" + ind + "  kind: List\n" + ind + "  metadata: {annotations: {pad: \"" + strings.Repeat("x", pad) + "\"}}\n" + ind + "  items:\n")
+	}
+	ind := strings.Repeat("  ", 2*levels)
+	b.WriteString(ind + "- {apiVersion: postgresql.cnpg.io/v1, kind: Cluster, metadata: {name: pg}}\n")
+	return "apiVersion: v1\nkind: List\nitems:\n" + b.String()
+}
+
+// Nested Lists cost memory linear in their size (each level used to copy its whole subtree), and
+// nesting beyond MaxListDepth is refused in one line.
+func TestNestedListsLinear(t *testing.T) {
+	doc := nestedLists(MaxListDepth-1, 20000)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s, err := load(t, doc)
+	runtime.ReadMemStats(&after)
+	if err != nil || len(s.Clusters) != 1 {
+		t.Fatalf("%v (%d clusters)", err, len(s.Clusters))
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 40*uint64(len(doc))+(4<<20) {
+		t.Errorf("decoding %d bytes allocated %d bytes", len(doc), alloc)
+	}
+	_, err = load(t, nestedLists(MaxListDepth+1, 10))
+	var ie *InputError
+	if !errors.As(err, &ie) || !strings.Contains(ie.Msg, "nested more than") {
+		t.Errorf("deep Lists: %v", err)
+	}
+}
+
+// A deeply nested document is refused in one short line.
+func TestDeepDocumentRefused(t *testing.T) {
+	doc := "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: pg}\nspec: {backup: " + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + "}\n"
+	_, err := load(t, doc)
+	var ie *InputError
+	if !errors.As(err, &ie) || !strings.Contains(ie.Msg, "nested more than") || len(err.Error()) > 200 {
+		t.Errorf("deep document: %v", err)
 	}
 }

@@ -4,14 +4,19 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Kind classifies an object-store error so checks can explain it the same way for every provider.
@@ -31,6 +36,8 @@ const (
 	KindRegion      Kind = "region"          // wrong region
 	KindUnsupported Kind = "unsupported"     // feature refused (encryption, tagging, checksums)
 	KindThrottled   Kind = "throttled"       // 503 SlowDown after retries
+	KindRedirect    Kind = "redirect"        // a 3xx answer (never followed)
+	KindTooLarge    Kind = "too-large"       // an answer or object larger than any cap allows
 )
 
 // Error is a classified, redacted object-store error.
@@ -83,6 +90,12 @@ func NetError(op string, err error) *Error {
 
 func netError(op string, err error) *Error {
 	switch {
+	case errors.Is(err, ErrBodyTooLarge):
+		return &Error{Op: op, Kind: KindTooLarge, Msg: op + ": " + ErrBodyTooLarge.Error() + "; no object-store answer barman-cloud relies on is that large",
+			Fix: "check that endpointURL points at the object store itself, not at a proxy or web server"}
+	case errors.Is(err, ErrRequestBudget):
+		return &Error{Op: op, Kind: KindTooLarge, Msg: op + ": " + ErrRequestBudget.Error(),
+			Fix: "check that endpointURL points at the object store itself: its listings never end"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Op: op, Kind: KindTimeout, Msg: op + ": timed out"}
 	case errors.Is(err, context.Canceled):
@@ -180,26 +193,76 @@ func redactText(s string) string {
 	return s
 }
 
-// Redactor removes known secret values (and their base64 forms) from text.
+// Redactor removes known secret values from text: each value, its URL-escaped and base64 forms,
+// of any length. A short value is removed where it stands as a whole token only (not glued to
+// letters or digits), so that a secret equal to a word part does not garble normal text.
 type Redactor struct{ secrets []string }
 
-// Add registers secret values to scrub (values shorter than 4 bytes are ignored).
+// Add registers secret values to scrub (surrounding white space is ignored; a PEM key is also
+// registered line by line, as servers may echo it reflowed).
 func (r *Redactor) Add(values ...string) {
 	for _, v := range values {
 		v = strings.TrimSpace(v)
-		if len(v) >= 4 {
-			r.secrets = append(r.secrets, v)
+		if v == "" {
+			continue
+		}
+		forms := []string{v, url.QueryEscape(v), base64.StdEncoding.EncodeToString([]byte(v))}
+		if strings.Contains(v, "\n") {
+			for _, l := range strings.Split(v, "\n") {
+				if l = strings.TrimSpace(l); len(l) >= 16 && !strings.HasPrefix(l, "-----") {
+					forms = append(forms, l)
+				}
+			}
+		}
+		for _, f := range forms {
+			if !slices.Contains(r.secrets, f) {
+				r.secrets = append(r.secrets, f)
+			}
 		}
 	}
+	// longest first: a value containing another is replaced whole
+	sort.Slice(r.secrets, func(i, j int) bool { return len(r.secrets[i]) > len(r.secrets[j]) })
 }
 
 // Redact returns s without any registered secret, SAS signature, connection-string key or token.
 func (r *Redactor) Redact(s string) string {
 	if r != nil {
 		for _, v := range r.secrets {
-			s = strings.ReplaceAll(s, v, "REDACTED")
-			s = strings.ReplaceAll(s, url.QueryEscape(v), "REDACTED")
+			s = replaceToken(s, v, "REDACTED")
 		}
 	}
 	return redactText(s)
 }
+
+// replaceToken replaces every occurrence of tok in s; a short tok (under 16 bytes: a word could
+// hold it) only where it is not glued to a letter or digit.
+func replaceToken(s, tok, repl string) string {
+	if tok == "" || !strings.Contains(s, tok) {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, tok)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		end := i + len(tok)
+		before, _ := utf8.DecodeLastRuneInString(s[:i])
+		after, _ := utf8.DecodeRuneInString(s[end:])
+		glued := len(tok) < 16 && ((i > 0 && isAlnum(before) && isAlnum(firstRune(tok))) || (end < len(s) && isAlnum(after) && isAlnum(lastRune(tok))))
+		if glued {
+			b.WriteString(s[:i+1])
+			s = s[i+1:]
+			continue
+		}
+		b.WriteString(s[:i] + repl)
+		s = s[end:]
+	}
+}
+
+func isAlnum(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+func firstRune(s string) rune { r, _ := utf8.DecodeRuneInString(s); return r }
+
+func lastRune(s string) rune { r, _ := utf8.DecodeLastRuneInString(s); return r }

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -26,8 +25,8 @@ type Logf func(format string, args ...any)
 type Net struct {
 	TLS       *tls.Config
 	Transport *http.Transport
-	Client    *http.Client
-	requests  atomic.Int64
+	Client    *http.Client // never follows a redirect, caps every body (see guard)
+	guard     *guard
 	logf      Logf
 	resolver  *net.Resolver
 
@@ -83,39 +82,21 @@ func NewNet(ca []byte, o NetOptions) (*Net, error) {
 			}
 			return tc, nil
 		},
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       30 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		ExpectContinueTimeout: time.Second,
+		MaxIdleConnsPerHost:    16,
+		IdleConnTimeout:        30 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ResponseHeaderTimeout:  30 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: MaxResponseHeader,
+		DisableCompression:     true, // ask for identity: never inflate what a server compressed
 	}
-	n.Client = &http.Client{Transport: countingTransport{n}}
+	n.guard = &guard{n: n, inner: n.Transport}
+	n.Client = &http.Client{Transport: n.guard, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return n, nil
 }
 
-type countingTransport struct{ n *Net }
-
-func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.requests.Add(1)
-	if c.n.logf == nil {
-		return c.n.Transport.RoundTrip(r)
-	}
-	start := time.Now()
-	resp, err := c.n.Transport.RoundTrip(r)
-	status := "error"
-	if err != nil {
-		if e := NetError("request", err); e != nil {
-			status = string(e.Kind)
-		}
-	} else {
-		status = resp.Status
-	}
-	c.n.logf("http %s %s%s -> %s (%s)", r.Method, r.URL.Host, r.URL.EscapedPath(), status, ms(time.Since(start)))
-	return resp, err
-}
-
 // Requests is the number of HTTP requests sent through this Net.
-func (n *Net) Requests() int64 { return n.requests.Load() }
+func (n *Net) Requests() int64 { return min(n.guard.requests.Load(), MaxRequests) }
 
 func (n *Net) tlsFor(host string) *tls.Config {
 	c := n.TLS.Clone()

@@ -7,6 +7,7 @@ package providers
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"time"
@@ -123,6 +124,38 @@ func (l Location) Base() string {
 	return p + l.ServerName + "/"
 }
 
+// MaxListPages bounds the continuation pages one List follows (an endpoint can answer
+// "truncated" forever); 200 pages hold 200,000 keys on S3 and GCS.
+const MaxListPages = 200
+
+// ListPages is the most continuation pages a List of max entries follows when the store is
+// asked for pages of pageSize entries: a store that returns fewer (or none, forever) is cut short.
+func ListPages(max, pageSize int) int {
+	if max <= 0 {
+		return MaxListPages
+	}
+	return min(MaxListPages, max/pageSize+2)
+}
+
+// Clip ends a listing once it holds max entries (max <= 0: never): it trims the keys to fit,
+// sets Truncated when entries were left out (more: further pages exist) and reports whether the
+// listing is complete.
+func (l *Listing) Clip(max int, more bool) bool {
+	if max <= 0 || len(l.Keys)+len(l.Prefixes) < max {
+		return false
+	}
+	if room := max - len(l.Prefixes); room >= 0 && len(l.Keys) > room {
+		l.Keys, more = l.Keys[:room], true
+	}
+	l.Truncated = l.Truncated || more || len(l.Keys)+len(l.Prefixes) > max
+	return true
+}
+
+// ReadAll reads r up to limit bytes (the rest is never read).
+func ReadAll(r io.Reader, limit int64) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r, limit))
+}
+
 // Listing is one page of a listing.
 type Listing struct {
 	Keys      []Object
@@ -149,11 +182,14 @@ type Store interface {
 	Endpoint() *url.URL
 	// CheckBucket tests the bucket the way barman-cloud tests connectivity.
 	CheckBucket(ctx context.Context) error
-	// List lists up to max keys under prefix; with delimiter "/" it returns sub-prefixes too.
-	// It follows continuation pages until max is reached (max <= 0: all).
+	// List lists up to max entries (keys and, with delimiter "/", sub-prefixes) under prefix. It
+	// follows continuation pages until max is reached (max <= 0: all), and never more pages than
+	// ListPages allows; Truncated says entries were left out.
 	List(ctx context.Context, prefix, delimiter string, max int) (Listing, error)
 	Put(ctx context.Context, key string, data []byte, opts PutOptions) error
-	Get(ctx context.Context, key string) ([]byte, error)
+	// Get reads the first limit bytes of key at most (a ranged read, also bounded when the
+	// endpoint ignores the range); an empty object reads as no bytes.
+	Get(ctx context.Context, key string, limit int64) ([]byte, error)
 	Delete(ctx context.Context, key string) error
 	// Exists reports whether key exists (after a delete, it must not).
 	Exists(ctx context.Context, key string) (bool, error)

@@ -85,8 +85,12 @@ func (m *Matrix) Summarize() {
 	m.Summary = s
 }
 
-// Failed reports whether any check failed (or a probe object was left behind).
+// Failed reports whether any check failed, a probe object was left behind, or the run was
+// interrupted (its verdict is incomplete).
 func (m *Matrix) Failed() bool {
+	if m.Interrupted != "" {
+		return true
+	}
 	for _, t := range m.Targets {
 		if len(t.Leftovers) > 0 {
 			return true

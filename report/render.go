@@ -35,11 +35,13 @@ var Formats = func() []string {
 	return out
 }()
 
-// Render writes m in format.
+// Render writes m in format. Every string of the matrix is sanitized first (it may come from a
+// server or a manifest): no control character or escape sequence reaches the output, and no
+// message is longer than MaxMessage bytes.
 func Render(w io.Writer, m *Matrix, format string, o Options) error {
 	for _, r := range renderers {
 		if r.name == format {
-			return r.render(w, m, o)
+			return r.render(w, sanitized(m), o)
 		}
 	}
 	return fmt.Errorf("unknown output format %q (want one of %s)", format, strings.Join(Formats, ", "))
@@ -148,7 +150,7 @@ func Markdown(w io.Writer, m *Matrix) error {
 	b.WriteString("\n|---|---|" + strings.Repeat("---|", len(cols)) + "\n")
 	md := map[Status]string{Pass: "✅", Fail: "❌", Warn: "⚠️", Skip: "⏭️"}
 	for _, t := range m.Targets {
-		fmt.Fprintf(&b, "| %s | `%s` |", mdEscape(rowLabel(t)), strings.ReplaceAll(dest(t), "`", "'"))
+		fmt.Fprintf(&b, "| %s | `%s` |", mdEscape(rowLabel(t)), strings.NewReplacer("`", "'", "|", "\\|").Replace(dest(t)))
 		for _, id := range cols {
 			if c := t.Check(id); c != nil {
 				b.WriteString(" " + md[c.Status] + " |")
@@ -177,7 +179,7 @@ func Markdown(w io.Writer, m *Matrix) error {
 			b.WriteString("\n")
 		}
 		for _, k := range t.Leftovers {
-			fmt.Fprintf(&b, "- ❌ **%s**: probe object left behind: `%s`\n", mdEscape(rowLabel(t)), k)
+			fmt.Fprintf(&b, "- ❌ **%s**: probe object left behind: `%s`\n", mdEscape(rowLabel(t)), strings.ReplaceAll(k, "`", "'"))
 		}
 	}
 	if m.Interrupted != "" {
@@ -187,10 +189,12 @@ func Markdown(w io.Writer, m *Matrix) error {
 	return err
 }
 
-func mdEscape(s string) string {
-	r := strings.NewReplacer("|", "\\|", "<", "&lt;", ">", "&gt;", "\n", " ")
-	return r.Replace(s)
-}
+// mdEscape makes text inert in Markdown (GitHub's included): no link, image, HTML, emphasis or
+// table cell can be made by a server's message.
+var mdEscaper = strings.NewReplacer("\\", "\\\\", "`", "\\`", "*", "\\*", "_", "\\_", "[", "\\[", "]", "\\]", "!", "\\!",
+	"~", "\\~", "|", "\\|", "&", "&amp;", "<", "&lt;", ">", "&gt;", "\n", " ")
+
+func mdEscape(s string) string { return mdEscaper.Replace(s) }
 
 type junitSuites struct {
 	XMLName  xml.Name     `xml:"testsuites"`

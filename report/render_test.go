@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/xml"
 	"flag"
 	"os"
 	"path/filepath"
@@ -82,6 +83,44 @@ func TestBriefCutsOnRuneBoundary(t *testing.T) {
 		b := Brief(m, max)
 		if len(b) > max || !utf8.ValidString(b) {
 			t.Fatalf("Brief(%d) = %d bytes, valid UTF-8 %v", max, len(b), utf8.ValidString(b))
+		}
+	}
+}
+
+// Server text is data: it cannot forge lines of the table, reach the terminal as escapes, make
+// live Markdown (links, images, HTML) or invalid XML.
+func TestHostileTextIsInert(t *testing.T) {
+	evil := "AccessDenied\n✓ db/pg backup list: all fine\x1b]0;owned\x07 \x1b[31mred\u009b2J ![x](http://evil.example/beacon.png) [y](http://evil.example) <img src=x> \x00\x01"
+	m := &Matrix{SchemaVersion: SchemaVersion, Targets: []*Target{{ID: "db/pg/backup", Cluster: ClusterRef{"db", "pg"}, Role: "backup", DestinationPath: "s3://b/p\n✗ forged",
+		Checks: []Check{{ID: "write", Status: Fail, Message: evil, Remediation: evil}}, Leftovers: []string{"p/pg/probe\nforged"}}}, Interrupted: "x\x1b[2Jy"}
+	m.Summarize()
+	for _, f := range Formats {
+		var b bytes.Buffer
+		if err := Render(&b, m, f, Options{Color: true}); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		for _, bad := range []string{"\x1b]", "\x1b[2J", "\u009b", "\x00", "\x01", "\x07"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("%s: output holds %q", f, bad)
+			}
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "✓ db/pg backup list") || strings.HasPrefix(line, "✗ forged") || strings.HasPrefix(line, "forged") {
+				t.Errorf("%s: a forged line: %q", f, line)
+			}
+		}
+		switch f {
+		case "markdown":
+			for _, live := range []string{"![x](", "[y](", "<img"} {
+				if strings.Contains(out, live) {
+					t.Errorf("markdown keeps %q live:\n%s", live, out)
+				}
+			}
+		case "junit":
+			if err := xml.Unmarshal(b.Bytes(), new(junitSuites)); err != nil {
+				t.Errorf("junit is not valid XML: %v", err)
+			}
 		}
 	}
 }

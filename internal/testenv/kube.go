@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -172,4 +173,19 @@ func (k *Kube) TokenKubeconfig(t testing.TB, token, ns string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// Get returns an object as the API server stores it, as compact JSON (kind: its Kind).
+func (k *Kube) Get(t testing.TB, ns, kind, name string) string {
+	t.Helper()
+	gvr, ok := gvrs[kind]
+	if !ok {
+		t.Fatalf("get: unknown kind %s", kind)
+	}
+	u, err := k.Dyn.Resource(gvr).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get %s %s: %v", kind, name, err)
+	}
+	b, _ := json.Marshal(u.Object)
+	return string(b)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
@@ -323,7 +324,7 @@ func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (pr
 		p := s.c.NewListBlobsHierarchyPager(delimiter, &container.ListBlobsHierarchyOptions{Prefix: &prefix, MaxResults: mr})
 		next = func() ([]*container.BlobItem, []*container.BlobPrefix, bool, error) {
 			page, err := p.NextPage(ctx)
-			if err != nil {
+			if err != nil || page.Segment == nil { // an empty answer is an empty page
 				return nil, nil, false, err
 			}
 			return page.Segment.BlobItems, page.Segment.BlobPrefixes, p.More(), nil
@@ -332,27 +333,33 @@ func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (pr
 		p := s.c.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix, MaxResults: mr})
 		next = func() ([]*container.BlobItem, []*container.BlobPrefix, bool, error) {
 			page, err := p.NextPage(ctx)
-			if err != nil {
+			if err != nil || page.Segment == nil {
 				return nil, nil, false, err
 			}
 			return page.Segment.BlobItems, nil, p.More(), nil
 		}
 	}
-	for more := true; more; {
+	for pages, more := 0, true; more; pages++ {
+		if pages == providers.ListPages(max, 5000) {
+			out.Truncated = true
+			break
+		}
 		items, prefixes, m, err := next()
 		if err != nil {
 			return out, s.classify("ListBlobs", err)
 		}
 		more = m
 		for _, b := range items {
-			out.Keys = append(out.Keys, object(b.Name, b.Properties))
+			if b != nil {
+				out.Keys = append(out.Keys, object(b.Name, b.Properties))
+			}
 		}
 		for _, bp := range prefixes {
-			out.Prefixes = append(out.Prefixes, deref(bp.Name))
+			if bp != nil {
+				out.Prefixes = append(out.Prefixes, deref(bp.Name))
+			}
 		}
-		if max > 0 && len(out.Keys) >= max {
-			out.Truncated = len(out.Keys) > max || more
-			out.Keys = out.Keys[:max]
+		if out.Clip(max, more) {
 			break
 		}
 	}
@@ -395,14 +402,18 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, o providers.Pu
 	return providers.Classifier(s.classify).Err("PutBlob", err)
 }
 
-// Get downloads a blob.
-func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	resp, err := s.c.NewBlobClient(key).DownloadStream(ctx, nil)
+// Get downloads the first limit bytes of a blob (a ranged Get Blob).
+func (s *Store) Get(ctx context.Context, key string, limit int64) ([]byte, error) {
+	resp, err := s.c.NewBlobClient(key).DownloadStream(ctx, &blob.DownloadStreamOptions{Range: blob.HTTPRange{Offset: 0, Count: limit}})
 	if err != nil {
-		return nil, s.classify("GetBlob", err)
+		e := s.classify("GetBlob", err)
+		if e.Status == http.StatusRequestedRangeNotSatisfiable {
+			return nil, nil // an empty blob has no byte 0
+		}
+		return nil, e
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := providers.ReadAll(resp.Body, limit)
 	if err != nil {
 		return nil, s.classify("GetBlob", err)
 	}
@@ -479,6 +490,11 @@ func (u *blockUpload) Abort(context.Context) error { return nil }
 // the request URL (with any SAS signature), so it is never used verbatim.
 func (s *Store) classify(op string, err error) *providers.Error {
 	var re *azcore.ResponseError
+	if errors.As(err, &re) && re.StatusCode >= 300 && re.StatusCode < 400 && re.RawResponse != nil {
+		e := providers.RedirectError(op, re.StatusCode, re.RawResponse.Header)
+		e.Err = err
+		return e
+	}
 	if errors.As(err, &re) {
 		code, status := re.ErrorCode, re.StatusCode
 		e := &providers.Error{Op: op, Code: code, Status: status, Kind: providers.KindOther, Err: err}

@@ -241,10 +241,10 @@ func TestAzureClassify(t *testing.T) {
 			},
 			"PutBlob", providers.KindDenied, "AuthorizationPermissionMismatch", 403, "PutBlob: 403 Forbidden (AuthorizationPermissionMismatch)", []string{contributor, "a SAS with c and w permissions"}},
 		{"get blob not found", map[string]azReply{"GetBlob": {404, "BlobNotFound", "The specified blob does not exist."}},
-			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k"); return err },
+			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k", 1024); return err },
 			"GetBlob", providers.KindNotFound, "BlobNotFound", 404, "GetBlob: 404 Not Found (BlobNotFound)", nil},
 		{"get permission mismatch", map[string]azReply{"GetBlob": {403, "AuthorizationPermissionMismatch", sigEcho}},
-			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k"); return err },
+			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k", 1024); return err },
 			"GetBlob", providers.KindDenied, "AuthorizationPermissionMismatch", 403, "GetBlob: 403 Forbidden (AuthorizationPermissionMismatch)", []string{reader, "add r, read"}},
 		{"delete permission mismatch", map[string]azReply{"DeleteBlob": {403, "AuthorizationPermissionMismatch", sigEcho}},
 			func(ctx context.Context, s *Store) error { return s.Delete(ctx, "prefix/pg/k") },
@@ -304,7 +304,7 @@ func TestAzureSuccessAndExists(t *testing.T) {
 	if err := s.Put(ctx, "prefix/pg/k", []byte("data"), providers.PutOptions{}); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
-	if b, err := s.Get(ctx, "prefix/pg/k"); err != nil || string(b) != "data" {
+	if b, err := s.Get(ctx, "prefix/pg/k", 1024); err != nil || string(b) != "data" {
 		t.Fatalf("Get: %q %v", b, err)
 	}
 	if ok, err := s.Exists(ctx, "prefix/pg/k"); ok || err != nil {

@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -242,24 +241,27 @@ func (s *Store) CheckBucket(ctx context.Context) error {
 // List lists object names under prefix.
 func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (providers.Listing, error) {
 	var out providers.Listing
-	it := s.b.Objects(ctx, &storage.Query{Prefix: prefix, Delimiter: delimiter})
-	for {
-		o, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return out, nil
-		}
-		if err != nil {
-			return out, s.classify("ListObjects", err)
-		}
-		if o.Prefix != "" {
-			out.Prefixes = append(out.Prefixes, o.Prefix)
-			continue
-		}
-		if max > 0 && len(out.Keys) == max {
+	pager := iterator.NewPager(s.b.Objects(ctx, &storage.Query{Prefix: prefix, Delimiter: delimiter}), 1000, "")
+	for pages := 0; ; pages++ {
+		if pages == providers.ListPages(max, 1000) {
 			out.Truncated = true
 			return out, nil
 		}
-		out.Keys = append(out.Keys, providers.Object{Key: o.Name, Size: o.Size, Modified: o.Updated})
+		var page []*storage.ObjectAttrs
+		token, err := pager.NextPage(&page)
+		if err != nil {
+			return out, s.classify("ListObjects", err)
+		}
+		for _, o := range page {
+			if o.Prefix != "" {
+				out.Prefixes = append(out.Prefixes, o.Prefix)
+			} else {
+				out.Keys = append(out.Keys, providers.Object{Key: o.Name, Size: o.Size, Modified: o.Updated})
+			}
+		}
+		if out.Clip(max, token != "") || token == "" {
+			return out, nil
+		}
 	}
 }
 
@@ -277,14 +279,18 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, o providers.Pu
 	return providers.Classifier(s.classify).Err("InsertObject", w.Close())
 }
 
-// Get reads an object.
-func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	r, err := s.b.Object(key).NewReader(ctx)
+// Get reads the first limit bytes of an object (a ranged read).
+func (s *Store) Get(ctx context.Context, key string, limit int64) ([]byte, error) {
+	r, err := s.b.Object(key).NewRangeReader(ctx, 0, limit)
 	if err != nil {
-		return nil, s.classify("GetObject", err)
+		e := s.classify("GetObject", err)
+		if e.Status == http.StatusRequestedRangeNotSatisfiable {
+			return nil, nil // an empty object has no byte 0
+		}
+		return nil, e
 	}
 	defer r.Close()
-	b, err := io.ReadAll(r)
+	b, err := providers.ReadAll(r, limit)
 	if err != nil {
 		return nil, s.classify("GetObject", err)
 	}
@@ -361,6 +367,11 @@ func (s *Store) classify(op string, err error) *providers.Error {
 		return &providers.Error{Op: op, Kind: providers.KindNotFound, Status: 404, Err: err, Msg: op + ": 404 Not Found (object does not exist)"}
 	}
 	var ge *googleapi.Error
+	if errors.As(err, &ge) && ge.Code >= 300 && ge.Code < 400 {
+		e := providers.RedirectError(op, ge.Code, ge.Header)
+		e.Err = err
+		return e
+	}
 	if errors.As(err, &ge) {
 		e := &providers.Error{Op: op, Status: ge.Code, Kind: providers.KindOther, Err: err}
 		reason := ""

@@ -92,36 +92,43 @@ func (m *MemStore) List(ctx context.Context, prefix, delimiter string, max int) 
 	if page <= 0 {
 		page = 1000
 	}
+	// pages of PageSize entries, as a store serves them
+	var entries []providers.Listing
+	cur, seen := providers.Listing{}, map[string]bool{}
+	for _, k := range keys {
+		rest := k[len(prefix):]
+		if j := strings.Index(rest, delimiter); delimiter != "" && j >= 0 {
+			p := prefix + rest[:j+len(delimiter)]
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			cur.Prefixes = append(cur.Prefixes, p)
+		} else {
+			cur.Keys = append(cur.Keys, providers.Object{Key: k, Size: int64(len(m.objs[k]))})
+		}
+		if len(cur.Keys)+len(cur.Prefixes) == page {
+			entries, cur = append(entries, cur), providers.Listing{}
+		}
+	}
+	if len(cur.Keys)+len(cur.Prefixes) > 0 || len(entries) == 0 {
+		entries = append(entries, cur)
+	}
 	var out providers.Listing
-	seen := map[string]bool{}
-	inPage := 0
-	m.pages++
-	for i, k := range keys {
+	for i, pg := range entries {
+		if i == providers.ListPages(max, page) {
+			out.Truncated = true
+			break
+		}
 		if err := ctx.Err(); err != nil {
 			return out, &providers.Error{Op: "List", Kind: providers.KindCanceled, Msg: "List: interrupted", Err: err}
 		}
-		if inPage == page {
-			m.pages++
-			inPage = 0
+		m.pages++
+		out.Keys = append(out.Keys, pg.Keys...)
+		out.Prefixes = append(out.Prefixes, pg.Prefixes...)
+		if out.Clip(max, i+1 < len(entries)) {
+			break
 		}
-		rest := k[len(prefix):]
-		if delimiter != "" {
-			if j := strings.Index(rest, delimiter); j >= 0 {
-				p := prefix + rest[:j+len(delimiter)]
-				if !seen[p] {
-					seen[p] = true
-					out.Prefixes = append(out.Prefixes, p)
-					inPage++
-				}
-				continue
-			}
-		}
-		if max > 0 && len(out.Keys) == max {
-			out.Truncated = i < len(keys)
-			return out, nil
-		}
-		out.Keys = append(out.Keys, providers.Object{Key: k, Size: int64(len(m.objs[k]))})
-		inPage++
 	}
 	return out, nil
 }
@@ -137,15 +144,15 @@ func (m *MemStore) Put(_ context.Context, k string, d []byte, _ providers.PutOpt
 	return nil
 }
 
-// Get returns an object.
-func (m *MemStore) Get(_ context.Context, k string) ([]byte, error) {
+// Get returns the first limit bytes of an object.
+func (m *MemStore) Get(_ context.Context, k string, limit int64) ([]byte, error) {
 	if err := m.denied("Get"); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if v, ok := m.objs[k]; ok {
-		return append([]byte(nil), v...), nil
+		return append([]byte(nil), v[:min(int64(len(v)), limit)]...), nil
 	}
 	return nil, &providers.Error{Op: "Get", Kind: providers.KindNotFound, Status: 404, Msg: "Get: 404 Not Found"}
 }

@@ -45,7 +45,7 @@ func Run(t *testing.T, open Opener, o Options) {
 				t.Fatalf("Put %s: %v", k, err)
 			}
 		}
-		got, err := s.Get(ctx, keys[1])
+		got, err := s.Get(ctx, keys[1], 1<<20)
 		if err != nil || !bytes.Equal(got, []byte("xx")) {
 			t.Errorf("Get: %q %v", got, err)
 		}
@@ -69,6 +69,16 @@ func Run(t *testing.T, open Opener, o Options) {
 		if ok, err := s.Exists(ctx, keys[0]); !ok || err != nil {
 			t.Errorf("Exists: %v %v", ok, err)
 		}
+		if got, err := s.Get(ctx, keys[3], 2); err != nil || string(got) != "xx" {
+			t.Errorf("Get of 2 bytes of a 4-byte object: %q %v", got, err)
+		}
+		if err := s.Put(ctx, "acc/pg/empty", nil, providers.PutOptions{}); err != nil {
+			t.Fatalf("Put of an empty object: %v", err)
+		}
+		if got, err := s.Get(ctx, "acc/pg/empty", 10); err != nil || len(got) != 0 {
+			t.Errorf("Get of an empty object: %q %v", got, err)
+		}
+		s.Delete(ctx, "acc/pg/empty")
 		for _, k := range keys {
 			if err := s.Delete(ctx, k); err != nil {
 				t.Errorf("Delete %s: %v", k, err)
@@ -77,7 +87,7 @@ func Run(t *testing.T, open Opener, o Options) {
 		if ok, err := s.Exists(ctx, keys[0]); ok || err != nil {
 			t.Errorf("Exists after delete: %v %v", ok, err)
 		}
-		if _, err := s.Get(ctx, keys[0]); providers.KindOf(err) != providers.KindNotFound {
+		if _, err := s.Get(ctx, keys[0], 1<<20); providers.KindOf(err) != providers.KindNotFound {
 			t.Errorf("Get after delete: kind %s (%v)", providers.KindOf(err), err)
 		}
 	})
@@ -94,7 +104,7 @@ func Run(t *testing.T, open Opener, o Options) {
 		if err := up.Complete(ctx); err != nil {
 			t.Fatalf("Complete: %v", err)
 		}
-		got, err := s.Get(ctx, "acc/pg/mp")
+		got, err := s.Get(ctx, "acc/pg/mp", 1<<30)
 		if err != nil || len(got) != s.MinPartSize()+4 || string(got[len(got)-4:]) != "tail" {
 			t.Errorf("multipart object: %d bytes, %v", len(got), err)
 		}

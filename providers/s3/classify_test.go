@@ -245,7 +245,7 @@ func TestClassifyObjectOperations(t *testing.T) {
 			},
 			s3Want{"PutObject", providers.KindDenied, "AccessDenied", 403, []string{"PutObject: 403 Forbidden (AccessDenied: Access Denied)"}, "grant s3:PutObject on " + objects}},
 		{"get denied", map[string]s3Reply{"GetObject": {403, "AccessDenied", "Access Denied", nil}},
-			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k"); return err },
+			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k", 1024); return err },
 			s3Want{"GetObject", providers.KindDenied, "AccessDenied", 403, []string{"GetObject: 403 Forbidden"}, "grant s3:GetObject on " + objects}},
 		{"delete denied", map[string]s3Reply{"DeleteObject": {403, "AccessDenied", "Access Denied", nil}},
 			func(ctx context.Context, s *Store) error { return s.Delete(ctx, "prefix/pg/k") },
@@ -259,10 +259,10 @@ func TestClassifyObjectOperations(t *testing.T) {
 			},
 			s3Want{"PutObject", providers.KindAuth, "SignatureDoesNotMatch", 403, []string{"PutObject: 403 Forbidden (SignatureDoesNotMatch: signature mismatch for secret REDACTED"}, "check the access key id and secret"}},
 		{"denied message echoing the secret", map[string]s3Reply{"GetObject": {403, "AccessDenied", echo, nil}},
-			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k"); return err },
+			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k", 1024); return err },
 			s3Want{"GetObject", providers.KindDenied, "AccessDenied", 403, []string{"REDACTED"}, "grant s3:GetObject"}},
 		{"get missing key", map[string]s3Reply{"GetObject": {404, "NoSuchKey", "The specified key does not exist.", nil}},
-			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k"); return err },
+			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k", 1024); return err },
 			s3Want{"GetObject", providers.KindNotFound, "NoSuchKey", 404, []string{"GetObject: 404 Not Found (NoSuchKey: The specified key does not exist.)"}, "-"}},
 		{"list missing bucket", map[string]s3Reply{"ListObjectsV2": {404, "NoSuchBucket", "The specified bucket does not exist", nil}},
 			func(ctx context.Context, s *Store) error { _, err := s.List(ctx, "prefix/pg/", "", 0); return err },
@@ -278,7 +278,7 @@ func TestClassifyObjectOperations(t *testing.T) {
 			},
 			s3Want{"PutObject", providers.KindUnsupported, "InvalidArgument", 400, []string{"400 Bad Request (InvalidArgument: "}, "AWS_REQUEST_CHECKSUM_CALCULATION=when_required"}},
 		{"get wrong region", map[string]s3Reply{"GetObject": {400, "AuthorizationHeaderMalformed", "The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'", map[string]string{"x-amz-bucket-region": "eu-west-1"}}},
-			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k"); return err },
+			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k", 1024); return err },
 			s3Want{"GetObject", providers.KindRegion, "AuthorizationHeaderMalformed", 400, []string{"the bucket is in eu-west-1, requests are signed for us-east-1"}, `set s3Credentials.region to a Secret key holding "eu-west-1"`}},
 	}
 	for _, c := range cases {
@@ -443,7 +443,7 @@ func TestClassifyTimeout(t *testing.T) {
 	s := connect(t, hang.URL, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := s.Get(ctx, "prefix/pg/k")
+	_, err := s.Get(ctx, "prefix/pg/k", 1024)
 	e := asError(t, err)
 	if e.Kind != providers.KindTimeout || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("got kind %q msg %q (errors.Is DeadlineExceeded: %v)", e.Kind, e.Msg, errors.Is(err, context.DeadlineExceeded))

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -334,7 +333,11 @@ func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (pr
 		in.MaxKeys = aws.Int32(int32(max))
 	}
 	p := s3.NewListObjectsV2Paginator(s.c, in)
-	for p.HasMorePages() {
+	for pages := 0; p.HasMorePages(); pages++ {
+		if pages == providers.ListPages(max, 1000) {
+			out.Truncated = true
+			break
+		}
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return out, s.classify("ListObjectsV2", err)
@@ -345,11 +348,7 @@ func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (pr
 		for _, cp := range page.CommonPrefixes {
 			out.Prefixes = append(out.Prefixes, aws.ToString(cp.Prefix))
 		}
-		if max > 0 && len(out.Keys) >= max {
-			out.Truncated = p.HasMorePages() || len(out.Keys) > max
-			if len(out.Keys) > max {
-				out.Keys = out.Keys[:max]
-			}
+		if out.Clip(max, p.HasMorePages()) {
 			break
 		}
 	}
@@ -377,14 +376,19 @@ func tagging(tags map[string]string) string {
 	return v.Encode()
 }
 
-// Get reads one object.
-func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	out, err := s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.loc.Bucket, Key: &key})
+// Get reads the first limit bytes of one object with a ranged GetObject.
+func (s *Store) Get(ctx context.Context, key string, limit int64) ([]byte, error) {
+	rng := fmt.Sprintf("bytes=0-%d", limit-1)
+	out, err := s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.loc.Bucket, Key: &key, Range: &rng})
 	if err != nil {
-		return nil, s.classify("GetObject", err)
+		e := s.classify("GetObject", err)
+		if e.Status == http.StatusRequestedRangeNotSatisfiable {
+			return nil, nil // an empty object has no byte 0
+		}
+		return nil, e
 	}
 	defer out.Body.Close()
-	b, err := io.ReadAll(out.Body)
+	b, err := providers.ReadAll(out.Body, limit)
 	if err != nil {
 		return nil, s.classify("GetObject", err)
 	}
@@ -551,6 +555,13 @@ func (s *Store) classify(op string, err error) *providers.Error {
 	if errors.As(err, &re) && re.Response != nil {
 		status = re.Response.StatusCode
 		hdr = re.Response.Header
+	}
+	if r := hdr.Get("X-Amz-Bucket-Region"); status >= 300 && status < 400 && (r == "" || r == s.region) {
+		// a redirect that is not S3 naming the bucket's region: a proxy or load balancer
+		e := providers.RedirectError(op, status, hdr)
+		e.Err = err
+		e.Msg = s.red.Redact(e.Msg)
+		return e
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
