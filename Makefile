@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test ./providers/s3 -run '^$$' -fuzz '^FuzzParseS3$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./providers/azure -run '^$$' -fuzz '^FuzzParseAzure$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./checks -run '^$$' -fuzz '^FuzzWALName$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/text -run '^$$' -fuzz '^FuzzSanitize$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin

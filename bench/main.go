@@ -55,6 +55,7 @@ type results struct {
 	Fleet       []stat             `json:"fleet"`
 	Concurrency []stat             `json:"concurrencyChoice"`
 	Lint        stat               `json:"lint"`
+	Hostile     []stat             `json:"hostileStreams"`
 }
 
 var env = map[string]string{}
@@ -88,6 +89,10 @@ func run() error {
 	out := "bench/results"
 	tmp, _ := os.MkdirTemp("", "pf-bench-")
 	defer os.RemoveAll(tmp)
+	if os.Getenv("BENCH_ONLY") == "hostile" { // a quick look at one section, nothing recorded
+		fmt.Print(markdown(results{Hostile: hostileStreams(bin, tmp)}))
+		return nil
+	}
 	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Ratios: map[string]float64{}}
 	endpoint := env["MINIO_ENDPOINT"]
 	bucket := "bench-" + fmt.Sprint(time.Now().Unix())
@@ -193,6 +198,9 @@ aws --endpoint-url %s s3 rm s3://%s/aws/probe.txt >/dev/null
 		lint = append(lint, measure([]string{bin, "check", "-f", fleet500, "-o", "json", "--offline"}, nil))
 	}
 	res.Lint = summarize("--offline, 500 Clusters", lint)
+
+	// 6. Hostile endpoints: time to the verdict and peak RSS under endless or lying answers.
+	res.Hostile = hostileStreams(bin, tmp)
 
 	os.MkdirAll(out, 0o755)
 	b, _ := json.MarshalIndent(res, "", "  ")
@@ -336,6 +344,19 @@ func durations(m *report.Matrix) map[string]int64 {
 }
 
 func markdown(r results) string {
+	var b strings.Builder
+	if len(r.OneTarget) > 0 {
+		b.WriteString(measurements(r))
+	}
+	b.WriteString("\n## Hostile endpoints (--timeout 10s)\n\n| stream | time to verdict ms | peak RSS MiB | exit |\n|---|---|---|---|\n")
+	for _, s := range r.Hostile {
+		fmt.Fprintf(&b, "| %s | %.0f | %.1f | %v |\n", s.Name, s.WallMs, s.RSSMiB, s.ExitCodes)
+	}
+	return b.String()
+}
+
+// measurements renders the sections about normal runs.
+func measurements(r results) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# cnpg-preflight benchmarks\n\n%s, %s. Local MinIO on loopback. Median of %d alternating runs after a warm-up.\n\n", r.Date, r.Machine, r.OneTarget[0].Runs)
 	b.WriteString("## One target, full matrix\n\n| command | wall ms | CPU ms | peak RSS MiB | exit codes |\n|---|---|---|---|---|\n")

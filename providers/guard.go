@@ -16,7 +16,7 @@ import (
 const (
 	// MaxResponseBody caps every response body read from an endpoint (listing pages, error
 	// documents, backup.info, probe read-backs): no answer barman-cloud relies on is larger.
-	MaxResponseBody = 8 << 20
+	MaxResponseBody = 2 << 20
 	// MaxResponseHeader caps the response headers.
 	MaxResponseHeader = 64 << 10
 	// MaxRequests caps the HTTP requests sent for one target (a normal run sends a dozen; a source

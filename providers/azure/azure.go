@@ -311,11 +311,15 @@ func (s *Store) CheckBucket(ctx context.Context) error {
 
 func ptr[T any](v T) *T { return &v }
 
+// listPage is the number of blobs asked for per listing page.
+const listPage = 1000
+
 // List lists blob names under prefix (with a delimiter: one level, with sub-prefixes).
 func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (providers.Listing, error) {
 	var out providers.Listing
-	var mr *int32
-	if max > 0 && max < 5000 {
+	// pages of 1,000 blobs (Azure's default is 5,000): every page stays far below the response cap
+	mr := ptr(int32(listPage))
+	if max > 0 && max < listPage {
 		mr = ptr(int32(max))
 	}
 	// next returns one page of either pager, and whether more pages follow.
@@ -340,7 +344,7 @@ func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (pr
 		}
 	}
 	for pages, more := 0, true; more; pages++ {
-		if pages == providers.ListPages(max, 5000) {
+		if pages == providers.ListPages(max, listPage) {
 			out.Truncated = true
 			break
 		}
