@@ -25,12 +25,12 @@ func runBackups(ctx context.Context, r *Run) Result {
 	if err != nil {
 		return errResult(err, "")
 	}
-	noneStatus := report.Fail
-	if r.t.Role == targets.RoleSource {
-		noneStatus = report.Warn
+	noneStatus, why := report.Fail, ""
+	if !r.t.NeedsBackups() {
+		noneStatus, why = report.Warn, notNeeded(r.t, "backup")
 	}
 	if len(l.Prefixes) == 0 {
-		return Result{Status: noneStatus, Message: fmt.Sprintf("no backup under %s", base),
+		return Result{Status: noneStatus, Message: fmt.Sprintf("no backup under %s%s", base, why),
 			Remediation: "check destinationPath and serverName: they must name the folder the source cluster backs up to (its serverName defaults to its own name)"}
 	}
 	infos := make([]BackupInfo, len(l.Prefixes))
@@ -71,7 +71,7 @@ func runBackups(ctx context.Context, r *Run) Result {
 		unusable = append(unusable, fmt.Sprintf("%s (%s)", b.ID, b.Problem))
 	}
 	if len(done) == 0 {
-		return Result{Status: noneStatus, Message: fmt.Sprintf("%d backup folder(s) under %s, none completed: %s", len(infos), base, strings.Join(unusable, ", ")),
+		return Result{Status: noneStatus, Message: fmt.Sprintf("%d backup folder(s) under %s, none completed: %s%s", len(infos), base, strings.Join(unusable, ", "), why),
 			Remediation: "take a backup on the source cluster and wait for it to complete (status DONE in backup.info)", Value: catalog{}}
 	}
 	last := done[len(done)-1]
@@ -84,6 +84,18 @@ func runBackups(ctx context.Context, r *Run) Result {
 	res := pass("%s", msg)
 	res.Value = catalog{done}
 	return res
+}
+
+// notNeeded says why a source's missing backups or WAL only warn.
+func notNeeded(t *targets.Target, what string) string {
+	switch t.Role {
+	case targets.RolePeerSource:
+		return fmt.Sprintf(" (the Cluster is the primary now: it reads this archive only after a demotion; until then the peer's %s may not exist yet)", what)
+	case targets.RoleReplicaSource:
+		_, why := targets.Existing(t.Cluster)
+		return fmt.Sprintf(" (%s: it has its data and only replays WAL from this source)", why)
+	}
+	return ""
 }
 
 // catalog is what backups hands on: a source's completed backups, oldest first.
@@ -115,11 +127,11 @@ func sourceWALs(ctx context.Context, r *Run) Result {
 	cat, _ := output[catalog](r, Backups)
 	backups := cat.backups
 	if len(dirs) == 0 {
-		status := report.Fail
-		if r.t.Role == targets.RoleSource {
-			status = report.Warn
+		status, why := report.Fail, ""
+		if !r.t.NeedsWAL() {
+			status, why = report.Warn, notNeeded(r.t, "WAL")
 		}
-		return Result{Status: status, Message: fmt.Sprintf("no WAL under %s", prefix),
+		return Result{Status: status, Message: fmt.Sprintf("no WAL under %s%s", prefix, why),
 			Remediation: "check destinationPath and serverName of the source: they must name the archive the source cluster writes"}
 	}
 	// Contents of the hash folders, listed on demand.

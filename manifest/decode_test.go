@@ -62,7 +62,7 @@ func TestDecodeClusterAndSecret(t *testing.T) {
 		t.Errorf("meta %+v origin %+v", c.Meta, c.Origin)
 	}
 	b := c.Spec.Backup.BarmanObjectStore
-	if !b.S3Credentials.InheritFromIAMRole || b.Wal.MaxParallel != 4 || b.EndpointURL != "" {
+	if !b.S3Credentials.InheritFromIAMRole || b.Wal.MaxParallel == nil || *b.Wal.MaxParallel != 4 || b.EndpointURL != "" {
 		t.Errorf("decoded %+v %+v endpoint %q", b.S3Credentials, b.Wal, b.EndpointURL)
 	}
 	want := []Issue{

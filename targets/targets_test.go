@@ -42,7 +42,7 @@ func TestBuildFromTestdata(t *testing.T) {
 		t.Errorf("targets:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	mis := strings.Join(findings["db/plugin-miswired/backup"], "\n")
-	for _, w := range []string{"isWALArchiver is not true", "serverName is not allowed", "endpointUrl", `"30 days" is not a valid retention policy`} {
+	for _, w := range []string{"isWALArchiver is not set", "serverName is not allowed", "endpointUrl", `"30 days" is not a valid retention policy`} {
 		if !strings.Contains(mis, w) {
 			t.Errorf("plugin-miswired backup findings lack %q:\n%s", w, mis)
 		}
