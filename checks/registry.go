@@ -286,13 +286,10 @@ func crossTargetFindings(runs []*Run) {
 				continue
 			}
 			if sameLocation(b.loc, s.loc, b.t.Conf.EndpointURL, s.t.Conf.EndpointURL) {
-				note := ""
-				if s.t.ServerNameNote != "" {
-					note = "; " + s.t.ServerNameNote
-				}
 				f := providers.Failf(s.t.Field, "give the new Cluster its own serverName or destinationPath; it must not archive into the archive it restores from",
-					"this %s is the Cluster's own backup destination (same endpoint, bucket, path and serverName %q): the Cluster would archive WALs into its source%s", s.t.Role, s.loc.ServerName, note)
-				if s.t.ServerNameNote != "" {
+					"this %s is the Cluster's own backup destination (same endpoint, bucket, path and serverName %q): the Cluster would archive WALs into its source", s.t.Role, s.loc.ServerName)
+				if s.t.ServerNameNote != "" { // the plugin's default, not a deliberate choice
+					f.Msg += "; " + s.t.ServerNameNote
 					f.Fix = "set parameters.serverName of the external cluster to the serverName its archive is written with"
 				}
 				f.Soft = true

@@ -25,7 +25,7 @@ func runBackups(ctx context.Context, r *Run) Result {
 	if err != nil {
 		return errResult(err, "")
 	}
-	noneStatus, why := report.Fail, ""
+	noneStatus, why := report.Fail, serverNameNote(r.t)
 	if !r.t.NeedsBackups() {
 		noneStatus, why = report.Warn, notNeeded(r.t, "backup")
 	}
@@ -86,8 +86,19 @@ func runBackups(ctx context.Context, r *Run) Result {
 	return res
 }
 
-// notNeeded says why a source's missing backups or WAL only warn.
+// notNeeded says why a source's missing backups or WAL only warn, and what may explain them.
 func notNeeded(t *targets.Target, what string) string {
+	return why(t, what) + serverNameNote(t)
+}
+
+func serverNameNote(t *targets.Target) string {
+	if t.ServerNameNote == "" {
+		return ""
+	}
+	return "; note: " + t.ServerNameNote
+}
+
+func why(t *targets.Target, what string) string {
 	switch t.Role {
 	case targets.RolePeerSource:
 		return fmt.Sprintf(" (the Cluster is the primary now: it reads this archive only after a demotion; until then the peer's %s may not exist yet)", what)
@@ -127,7 +138,7 @@ func sourceWALs(ctx context.Context, r *Run) Result {
 	cat, _ := output[catalog](r, Backups)
 	backups := cat.backups
 	if len(dirs) == 0 {
-		status, why := report.Fail, ""
+		status, why := report.Fail, serverNameNote(r.t)
 		if !r.t.NeedsWAL() {
 			status, why = report.Warn, notNeeded(r.t, "WAL")
 		}

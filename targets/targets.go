@@ -222,7 +222,11 @@ func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretL
 			path := fmt.Sprintf("spec.externalClusters[%d].plugin", i)
 			t := pluginTarget(set, c, add, role, ec.Name, path, ec.Plugin)
 			if _, ok := ec.Plugin.Parameters["serverName"]; !ok && ec.Name != c.Meta.Name {
-				t.ServerNameNote = fmt.Sprintf("%s has no parameters.serverName, so the plugin uses this Cluster's name %q, not the external cluster's", path, c.Meta.Name)
+				t.ServerNameNote = fmt.Sprintf("%s has no parameters.serverName, so the plugin reads the folder of this Cluster's name %q, not the external cluster's", path, c.Meta.Name)
+				if role == RoleReplicaSource || role == RolePeerSource { // a peer archives under its own name
+					t.Findings = append(t.Findings, providers.Warnf(path+".parameters.serverName", "set parameters.serverName to the serverName the source archives with (by default its own name)",
+						"not set: the plugin reads %q's WAL from the folder %q, where it archives only if that is its serverName", ec.Name, c.Meta.Name+"/"))
+				}
 			}
 			bySource[i] = t
 		}
