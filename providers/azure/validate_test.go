@@ -6,11 +6,10 @@ import (
 
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
+	"github.com/cnpg-preflight/cnpg-preflight/providers/providertest"
 )
 
-func ref(n, k string) *manifest.SecretKeySelector {
-	return &manifest.SecretKeySelector{Name: n, Key: k}
-}
+var ref = providertest.Ref
 
 // TestValidateCredentials: CNPG's webhook rejects these combinations only for
 // spec.backup.barmanObjectStore (Admission); elsewhere the finding says what wins at run time.
@@ -49,14 +48,7 @@ func TestValidateCredentials(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cr := c.cr
 			_, fs := Driver{}.Validate(&providers.Target{Conf: &manifest.BarmanObjectStore{DestinationPath: c.dest, AzureCredentials: &cr}, Field: "spec.f", ServerName: "pg", Admission: c.admission})
-			var got []string
-			for _, f := range fs {
-				sev := "fail: "
-				if f.Severity == providers.Warn {
-					sev = "warn: "
-				}
-				got = append(got, sev+f.String())
-			}
+			got := providertest.Findings(fs)
 			switch {
 			case c.want == "" && len(got) > 0:
 				t.Errorf("unexpected findings %q", got)

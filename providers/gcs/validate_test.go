@@ -6,12 +6,13 @@ import (
 
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
+	"github.com/cnpg-preflight/cnpg-preflight/providers/providertest"
 )
 
 // TestValidateCredentials: the webhook's Google rules apply to spec.backup.barmanObjectStore
 // only; elsewhere the finding says what happens at run time.
 func TestValidateCredentials(t *testing.T) {
-	sa := &manifest.SecretKeySelector{Name: "s", Key: "k"}
+	sa := providertest.Ref("s", "k")
 	cases := []struct {
 		name      string
 		g         manifest.GoogleCredentials
@@ -32,14 +33,7 @@ func TestValidateCredentials(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			g := c.g
 			_, fs := Driver{}.Validate(&providers.Target{Conf: &manifest.BarmanObjectStore{DestinationPath: "gs://b/p", GoogleCredentials: &g}, Field: "spec.f", ServerName: "pg", Admission: c.admission})
-			var got []string
-			for _, f := range fs {
-				sev := "fail: "
-				if f.Severity == providers.Warn {
-					sev = "warn: "
-				}
-				got = append(got, sev+f.String())
-			}
+			got := providertest.Findings(fs)
 			if c.want == "" && len(got) > 0 || c.want != "" && (len(got) != 1 || !strings.Contains(got[0], c.want)) {
 				t.Errorf("findings %q, want %q", got, c.want)
 			}

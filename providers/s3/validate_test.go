@@ -6,11 +6,10 @@ import (
 
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
+	"github.com/cnpg-preflight/cnpg-preflight/providers/providertest"
 )
 
-func ref(n, k string) *manifest.SecretKeySelector {
-	return &manifest.SecretKeySelector{Name: n, Key: k}
-}
+var ref = providertest.Ref
 
 func keys() *manifest.S3Credentials {
 	return &manifest.S3Credentials{AccessKeyID: ref("s", "id"), SecretAccessKey: ref("s", "secret")}
