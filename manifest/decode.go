@@ -15,10 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 )
 
 // MaxFileSize bounds what one input file may hold; manifests are small.
@@ -313,22 +314,12 @@ func (s *Set) addObject(file string, n *yaml.Node, defaultNamespace, pathPrefix 
 			return nil
 		})
 	}
-	kind := printable(h.Kind) // other kinds are ignored, and counted for the messages
+	kind := text.Safe(h.Kind) // other kinds are ignored, and counted for the messages
 	if h.APIVersion != "" {
-		kind += " (" + printable(h.APIVersion) + ")"
+		kind += " (" + text.Safe(h.APIVersion) + ")"
 	}
 	s.Ignored[kind]++
 	return nil
-}
-
-// printable returns s as is when it is plain printable text, else quoted (it comes from outside).
-func printable(s string) string {
-	for _, r := range s {
-		if !unicode.IsPrint(r) || r == ' ' {
-			return strconv.Quote(s)
-		}
-	}
-	return s
 }
 
 // named is a kind decoded with its field issues kept (Cluster, ObjectStore).

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 )
@@ -368,15 +369,15 @@ func clusterFindings(c *manifest.Cluster, webhook, inTree bool) []placed {
 		src := b.Recovery.Source
 		switch ec, i := c.ExternalCluster(src); {
 		case ec == nil:
-			rejects(-1, "spec.bootstrap.recovery.source", "name an entry of spec.externalClusters", fmt.Sprintf("%q", src), fmt.Sprintf("External cluster %s not found", src))
+			rejects(-1, "spec.bootstrap.recovery.source", "name an entry of spec.externalClusters", fmt.Sprintf("%q", src), "External cluster "+text.Safe(src)+" not found")
 		case ec.ConnectionParameters == nil && ec.BarmanObjectStore == nil && ec.Plugin == nil:
 			rejects(i, "spec.bootstrap.recovery.source", "give the external cluster a barmanObjectStore or plugin", fmt.Sprintf("%q", src),
-				fmt.Sprintf("External cluster %s cannot be used for recovery: missing connection parameters, Barman, or CNPG-i configuration", src))
+				"External cluster "+text.Safe(src)+" cannot be used for recovery: missing connection parameters, Barman, or CNPG-i configuration")
 		}
 	}
 	if b := spec.Bootstrap; b != nil && b.PgBaseBackup != nil && b.PgBaseBackup.Source != "" && !exists(b.PgBaseBackup.Source) {
 		src := b.PgBaseBackup.Source
-		rejects(-1, "spec.bootstrap.pg_basebackup.source", "name an entry of spec.externalClusters", fmt.Sprintf("%q", src), fmt.Sprintf("External cluster %s not found", src))
+		rejects(-1, "spec.bootstrap.pg_basebackup.source", "name an entry of spec.externalClusters", fmt.Sprintf("%q", src), "External cluster "+text.Safe(src)+" not found")
 	}
 	if r := spec.Replica; r != nil {
 		if r.Enabled != nil && r.Primary != "" {
@@ -388,15 +389,15 @@ func clusterFindings(c *manifest.Cluster, webhook, inTree bool) []placed {
 			f.Soft = true
 			put(-1, f)
 		} else if !exists(r.Source) {
-			rejects(-1, "spec.replica.source", "name an entry of spec.externalClusters", fmt.Sprintf("%q", r.Source), fmt.Sprintf("External cluster %s not found; reported at spec.replicaCluster.primaryServerName", r.Source))
+			rejects(-1, "spec.replica.source", "name an entry of spec.externalClusters", fmt.Sprintf("%q", r.Source), "External cluster "+text.Safe(r.Source)+" not found; reported at spec.replicaCluster.primaryServerName")
 		}
 		if r.Self != "" && !exists(r.Self) {
 			rejects(-1, "spec.replica.self", "add an entry describing this Cluster's own archive to spec.externalClusters (every Cluster of a distributed topology lists all of them)",
-				fmt.Sprintf("%q", r.Self), fmt.Sprintf("External cluster %s not found; reported at spec.replicaCluster.self", r.Self))
+				fmt.Sprintf("%q", r.Self), "External cluster "+text.Safe(r.Self)+" not found; reported at spec.replicaCluster.self")
 		}
 		if r.Primary != "" && !exists(r.Primary) {
 			rejects(-1, "spec.replica.primary", "add an entry for every Cluster of the distributed topology to spec.externalClusters",
-				fmt.Sprintf("%q", r.Primary), fmt.Sprintf("External cluster %s not found; reported at spec.replicaCluster.primary", r.Primary))
+				fmt.Sprintf("%q", r.Primary), "External cluster "+text.Safe(r.Primary)+" not found; reported at spec.replicaCluster.primary")
 		}
 		if r.PromotionToken != "" && c.IsReplica() {
 			rejects(-1, "spec.replica.promotionToken", "set promotionToken in the same edit that sets spec.replica.primary to this Cluster",

@@ -1,7 +1,11 @@
 // Package text holds the string helpers shared by the packages that print.
 package text
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+	"unicode"
+)
 
 // OneLine collapses every run of white space (newlines included) into one space.
 func OneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
@@ -12,4 +16,15 @@ func Join(words []string, conj string) string {
 		return strings.Join(words, "")
 	}
 	return strings.Join(words[:len(words)-1], ", ") + " " + conj + " " + words[len(words)-1]
+}
+
+// Safe returns s as is when it is plain printable text (no spaces), else quoted with Go escapes:
+// for names read from outside that are printed inside a sentence.
+func Safe(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == ' ' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
