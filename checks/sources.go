@@ -88,9 +88,10 @@ func runBackups(ctx context.Context, r *Run) Result {
 
 // notNeeded says why a source's missing backups or WAL only warn, and what may explain them.
 func notNeeded(t *targets.Target, what string) string {
-	return why(t, what) + serverNameNote(t)
+	return lenientReason(t, what) + serverNameNote(t)
 }
 
+// serverNameNote repeats a surprising serverName default next to an empty source folder.
 func serverNameNote(t *targets.Target) string {
 	if t.ServerNameNote == "" {
 		return ""
@@ -98,13 +99,14 @@ func serverNameNote(t *targets.Target) string {
 	return "; note: " + t.ServerNameNote
 }
 
-func why(t *targets.Target, what string) string {
+// lenientReason says why a missing backup or WAL only warns for the target's role.
+func lenientReason(t *targets.Target, what string) string {
 	switch t.Role {
 	case targets.RolePeerSource:
 		return fmt.Sprintf(" (the Cluster is the primary now: it reads this archive only after a demotion; until then the peer's %s may not exist yet)", what)
 	case targets.RoleReplicaSource:
-		_, why := targets.Existing(t.Cluster)
-		return fmt.Sprintf(" (%s: it has its data and only replays WAL from this source)", why)
+		_, how := targets.Existing(t.Cluster)
+		return fmt.Sprintf(" (%s: it has its data and only replays WAL from this source)", how)
 	}
 	return ""
 }
