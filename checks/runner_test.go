@@ -43,7 +43,11 @@ func (d memDriver) Connect(context.Context, *providers.Target, providers.Locatio
 func target(role string, d providers.Driver) *targets.Target {
 	c := &manifest.Cluster{Meta: manifest.Meta{Name: "pg", Namespace: "db"}}
 	conf := &manifest.BarmanObjectStore{DestinationPath: "s3://b/p", S3Credentials: &manifest.S3Credentials{InheritFromIAMRole: true}}
-	return &targets.Target{ID: "db/pg/" + role, Cluster: c, Role: role, Field: "f", Conf: conf, ServerName: "pg", Env: map[string]string{}, Driver: d}
+	source := ""
+	if role != targets.RoleBackup {
+		source = "peer"
+	}
+	return &targets.Target{ID: "db/pg/" + role, Cluster: c, Role: role, Source: source, Field: "f", Conf: conf, ServerName: "pg", Env: map[string]string{}, Driver: d}
 }
 
 func expect(t *testing.T, tg *report.Target, spec string) {
@@ -72,7 +76,14 @@ func TestRunnerWithMemoryStore(t *testing.T) {
 		{"all pass", targets.RoleBackup, false, nil, nil, "backups=skip *=pass", 0, nil},
 		{"write denied", targets.RoleBackup, false, map[string]bool{"Put": true, "Multipart": true}, nil, "write=fail read=skip delete=skip multipart=fail backups=skip wal-archive=pass", 0, nil},
 		{"delete denied", targets.RoleBackup, false, map[string]bool{"Delete": true}, nil, "write=pass read=pass delete=fail multipart=pass backups=skip", 1, nil},
-		{"source is read-only", targets.RoleRecoverySource, false, nil, nil, "list=pass write=skip read=skip delete=skip multipart=skip backups=fail wal-archive=fail", 0, nil},
+		{"source is read-only", targets.RoleRecoverySource, false, nil, nil, "list=pass write=skip read=skip delete=skip multipart=skip backups=fail wal-archive=fail", 0, recovers},
+		{"recovery source of a snapshot recovery needs WAL only", targets.RoleRecoverySource, false, nil, map[string]string{wal1: "x"}, "backups=warn wal-archive=pass", 0, func(c *manifest.Cluster) {
+			c.Spec.Bootstrap = &manifest.Bootstrap{Recovery: &manifest.Recovery{Source: "peer", VolumeSnapshots: map[string]any{"storage": map[string]any{"name": "snap"}}}}
+		}},
+		{"replica source of a pg_basebackup replica needs WAL only", targets.RoleReplicaSource, false, nil, map[string]string{wal1: "x"}, "backups=warn wal-archive=pass", 0, func(c *manifest.Cluster) {
+			c.Spec.Replica = &manifest.ReplicaConfiguration{Enabled: new(true), Source: "peer"}
+			c.Spec.Bootstrap = &manifest.Bootstrap{PgBaseBackup: &manifest.PgBaseBackup{Source: "peer"}}
+		}},
 		{"--read-only reads an existing object", targets.RoleBackup, true, nil, map[string]string{"p/pg/base/x/backup.info": "status=DONE"}, "write=skip read=pass delete=skip multipart=skip", 0, nil},
 		{"non-empty archive", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "wal-archive=fail", 0, nil},
 		{"non-empty archive of a running Cluster", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "backups=skip *=pass", 0, func(c *manifest.Cluster) {
@@ -129,6 +140,11 @@ func TestRunnerWithMemoryStore(t *testing.T) {
 }
 
 const wal1 = "p/pg/wals/0000000100000000/000000010000000000000001.gz"
+
+// recovers bootstraps the Cluster from the source "peer".
+func recovers(c *manifest.Cluster) {
+	c.Spec.Bootstrap = &manifest.Bootstrap{Recovery: &manifest.Recovery{Source: "peer"}}
+}
 
 // demoted is a distributed topology's former primary: a replica (primary names the peer) that
 // was bootstrapped with initdb, which CNPG only accepts for an existing Cluster.

@@ -105,8 +105,12 @@ func lenientReason(t *targets.Target, what string) string {
 	case targets.RolePeerSource:
 		return fmt.Sprintf(" (the Cluster is the primary now: it reads this archive only after a demotion; until then the peer's %s may not exist yet)", what)
 	case targets.RoleReplicaSource:
-		_, how := targets.Existing(t.Cluster)
-		return fmt.Sprintf(" (%s: it has its data and only replays WAL from this source)", how)
+		if existing, how := targets.Existing(t.Cluster); existing {
+			return fmt.Sprintf(" (%s: it has its data and only replays WAL from this source)", how)
+		}
+		return " (the Cluster does not restore a backup from this source: it only replays WAL from it)"
+	case targets.RoleRecoverySource:
+		return " (the data comes from volume snapshots: only WAL is read from this source)"
 	}
 	return ""
 }

@@ -92,9 +92,11 @@ type Bootstrap struct {
 
 // Recovery is spec.bootstrap.recovery.
 type Recovery struct {
-	Source         string          `yaml:"source"`
-	Backup         *BackupSource   `yaml:"backup"`
-	RecoveryTarget *RecoveryTarget `yaml:"recoveryTarget"`
+	Source string        `yaml:"source"`
+	Backup *BackupSource `yaml:"backup"`
+	// VolumeSnapshots (recovery from snapshots; source then only feeds WAL) is read for its presence.
+	VolumeSnapshots map[string]any  `yaml:"volumeSnapshots"`
+	RecoveryTarget  *RecoveryTarget `yaml:"recoveryTarget"`
 }
 
 // BackupSource is spec.bootstrap.recovery.backup: a Backup object of the Cluster's namespace.

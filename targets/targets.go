@@ -78,15 +78,22 @@ func (t *Target) SkipEmptyWALCheck() bool {
 	return t.Cluster.Meta.Annotations[SkipEmptyWALAnnotation] == "enabled"
 }
 
-// NeedsBackups reports whether a source must hold a completed backup: the Cluster bootstraps from
-// it (a recovery source; a replica source of a Cluster that does not exist yet).
+// NeedsBackups reports whether a source must hold a completed backup: the Cluster restores its
+// data from it (a recovery source, unless the data comes from volume snapshots and the source only
+// feeds WAL; a replica source that is also the recovery source of a Cluster that does not exist
+// yet — a replica bootstrapped by pg_basebackup only needs WAL there).
 func (t *Target) NeedsBackups() bool {
+	var r *manifest.Recovery
+	if b := t.Cluster.Spec.Bootstrap; b != nil {
+		r = b.Recovery
+	}
+	fromBackup := r != nil && r.Source == t.Source && r.VolumeSnapshots == nil
 	switch t.Role {
 	case RoleRecoverySource:
-		return true
+		return fromBackup
 	case RoleReplicaSource:
 		existing, _ := Existing(t.Cluster)
-		return !existing
+		return !existing && fromBackup
 	}
 	return false
 }
