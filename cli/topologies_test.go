@@ -14,19 +14,19 @@ import (
 	"github.com/cnpg-preflight/cnpg-preflight/report"
 )
 
-// Verdict is an expected verdict read from a verdict.want file: "exit N", then one line per
+// verdict is an expected verdict read from a verdict.want file: "exit N", then one line per
 // target, "ID: spec" (checks.Mismatches' "check=status … *=status"), and "ID CHECK ~ text" lines
 // asking that the check's message contains text. # starts a comment. Every target of the run must
 // be listed, and every listed target must exist.
-type Verdict struct {
+type verdict struct {
 	Exit     int
 	Specs    map[string]string
 	Contains [][3]string // target, check, text
 }
 
-// ParseVerdict reads a verdict.want.
-func ParseVerdict(data string) (Verdict, error) {
-	v := Verdict{Exit: -1, Specs: map[string]string{}}
+// parseVerdict reads a verdict.want.
+func parseVerdict(data string) (verdict, error) {
+	v := verdict{Exit: -1, Specs: map[string]string{}}
 	for _, l := range strings.Split(data, "\n") {
 		l = strings.TrimSpace(l)
 		switch {
@@ -53,7 +53,7 @@ func ParseVerdict(data string) (Verdict, error) {
 }
 
 // Check compares a matrix and exit code with the verdict; it returns one line per difference.
-func (v Verdict) Check(m *report.Matrix, code int) []string {
+func (v verdict) Check(m *report.Matrix, code int) []string {
 	var out []string
 	if code != v.Exit {
 		out = append(out, fmt.Sprintf("exit %d, want %d", code, v.Exit))
@@ -102,7 +102,7 @@ func TestTopologies(t *testing.T) {
 		name, _ := filepath.Rel("../testdata/topologies", dir)
 		t.Run(name, func(t *testing.T) {
 			want, _ := os.ReadFile(filepath.Join(dir, "verdict.want"))
-			v, err := ParseVerdict(string(want))
+			v, err := parseVerdict(string(want))
 			if err != nil || v.Exit < 0 || len(v.Specs) == 0 {
 				t.Fatalf("verdict.want: %v %+v", err, v)
 			}
