@@ -28,36 +28,54 @@ func runConfig(_ context.Context, r *Run) Result {
 	set := reg.SetCredentials(c)
 	switch {
 	case c.DestinationPath == "":
-		fs = append(fs, providers.Failf(f("destinationPath"), "set destinationPath, e.g. "+reg.DestinationForms(), "destinationPath is required"))
+		fs = append(fs, providers.Failf(f("destinationPath"), "set destinationPath, e.g. "+reg.DestinationForms(), "destinationPath is required: the API server rejects this (CRD: required, minLength 1)"))
 	case r.drv == nil:
 		fs = append(fs, providers.Failf(f("destinationPath"), "use "+reg.DestinationForms(),
 			"%q: unknown scheme; barman-cloud understands %s", c.DestinationPath, reg.Schemes()))
 	}
+	// One credentials block: CNPG's webhook checks it for spec.backup.barmanObjectStore only; at
+	// run time CNPG stops without any, and with several it takes one block for the environment
+	// and possibly another for --cloud-provider.
 	switch {
+	case len(set) == 0 && t.Admission:
+		fs = append(fs, providers.Failf(t.Field, "add exactly one of "+reg.CredentialsFields(),
+			"no credentials: CNPG rejects this (missing credentials. One and only one of azureCredentials, s3Credentials and googleCredentials are required)"))
 	case len(set) == 0:
 		fs = append(fs, providers.Failf(t.Field, "add exactly one of "+reg.CredentialsFields(),
-			"no credentials: CNPG requires exactly one of %s", reg.CredentialsFields()))
+			`no credentials: at run time CNPG stops with "ObjectStoreConfiguration invalid: no credentials defined"`))
+	case len(set) > 1 && t.Admission:
+		fs = append(fs, providers.Failf(t.Field, "keep only the credentials block that matches destinationPath",
+			"more than one credentials block: CNPG rejects this (too many credentials. One and only one of azureCredentials, s3Credentials and googleCredentials are required)"))
 	case len(set) > 1:
 		fs = append(fs, providers.Failf(t.Field, "keep only the credentials block that matches destinationPath",
-			"more than one credentials block: CNPG requires exactly one of %s", reg.CredentialsFields()))
+			"more than one credentials block: at run time CNPG builds the backup client's environment from one and may pick --cloud-provider from another (nothing validates this block: CNPG's webhook only checks spec.backup.barmanObjectStore)"))
 	case r.drv != nil && set[0] != r.drv:
 		want := r.drv.Info().CredentialsField
 		fs = append(fs, providers.Failf(t.Field, "use "+want+" for this destination", "destinationPath %q needs %s", c.DestinationPath, want))
 	}
+	// The CRD's enums and minimums hold wherever the block is embedded (Cluster or ObjectStore),
+	// whatever the provider.
+	const rejected = "the API server rejects this (CRD: %s)"
 	if w := c.Wal; w != nil {
 		if w.Compression != "" && !walCompressions[w.Compression] {
-			fs = append(fs, providers.Failf(f("wal.compression"), "use one of bzip2, gzip, lz4, snappy, xz, zstd", "unknown compression %q", w.Compression))
+			fs = append(fs, providers.Failf(f("wal.compression"), "use one of bzip2, gzip, lz4, snappy, xz, zstd", "unknown compression %q: "+rejected, w.Compression, "enum bzip2, gzip, lz4, snappy, xz, zstd"))
 		}
-		if w.MaxParallel < 0 {
-			fs = append(fs, providers.Failf(f("wal.maxParallel"), "use a positive number", "maxParallel must be positive"))
+		if w.MaxParallel != nil && *w.MaxParallel < 1 {
+			fs = append(fs, providers.Failf(f("wal.maxParallel"), "use 1 or more, or leave it out", "maxParallel %d: "+rejected, *w.MaxParallel, "minimum 1"))
+		}
+		if w.Encryption != "" && !providers.ValidEncryption(w.Encryption) {
+			fs = append(fs, providers.Failf(f("wal.encryption"), "use AES256 or aws:kms", "encryption %q: "+rejected, w.Encryption, "enum "+strings.Join(providers.Encryptions, ", ")))
 		}
 	}
 	if d := c.Data; d != nil {
 		if d.Compression != "" && !dataCompressions[d.Compression] {
-			fs = append(fs, providers.Failf(f("data.compression"), "use one of bzip2, gzip, lz4, snappy", "unknown compression %q", d.Compression))
+			fs = append(fs, providers.Failf(f("data.compression"), "use one of bzip2, gzip, lz4, snappy", "unknown compression %q: "+rejected, d.Compression, "enum bzip2, gzip, lz4, snappy"))
 		}
 		if d.Jobs != nil && *d.Jobs < 1 {
-			fs = append(fs, providers.Failf(f("data.jobs"), "use 1 or more", "jobs must be at least 1"))
+			fs = append(fs, providers.Failf(f("data.jobs"), "use 1 or more", "jobs %d: "+rejected, *d.Jobs, "minimum 1"))
+		}
+		if d.Encryption != "" && !providers.ValidEncryption(d.Encryption) {
+			fs = append(fs, providers.Failf(f("data.encryption"), "use AES256 or aws:kms", "encryption %q: "+rejected, d.Encryption, "enum "+strings.Join(providers.Encryptions, ", ")))
 		}
 	}
 	if r.drv != nil && len(set) == 1 && c.DestinationPath != "" {

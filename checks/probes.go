@@ -321,23 +321,27 @@ func runWALArchive(ctx context.Context, r *Run) Result {
 	if l.Truncated {
 		count = fmt.Sprintf("at least %d", len(wals))
 	}
-	if r.t.Archiving() {
-		// The Cluster already archives here: the archive must not be ahead of its timeline.
+	if existing, why := targets.Existing(r.t.Cluster); existing {
+		// CNPG checks for an empty archive only on the first WAL after bootstrap: an existing
+		// Cluster archives here already. The archive must not be ahead of its timeline.
 		if len(wals) == 0 {
-			return Result{Status: report.Warn, Message: fmt.Sprintf("the Cluster's status says it archives WAL, but %s holds none", prefix),
+			return Result{Status: report.Warn, Message: fmt.Sprintf("%s, but %s holds no WAL", why, prefix),
 				Remediation: "check the Cluster's ContinuousArchiving condition and the destination it archives to"}
 		}
 		newest := 0
 		for _, w := range wals {
 			newest = max(newest, Timeline(w))
 		}
-		current := r.t.Cluster.Status.TimelineID
+		current := 0
+		if st := r.t.Cluster.Status; st != nil {
+			current = st.TimelineID
+		}
 		if current > 0 && newest > current {
 			return Result{Status: report.Fail,
 				Message:     fmt.Sprintf("the archive under %s holds timeline %d, ahead of the Cluster's timeline %d: another cluster writes there", prefix, newest, current),
 				Remediation: "give each Cluster its own serverName or destinationPath"}
 		}
-		return pass("archive in use by this Cluster: %s WAL file(s) under %s, %s – %s, newest timeline %d", count, prefix, wals[0], wals[len(wals)-1], newest)
+		return pass("archive in use by this Cluster (%s; CNPG checks for an empty archive only after bootstrap): %s WAL file(s) under %s, %s – %s, newest timeline %d", why, count, prefix, wals[0], wals[len(wals)-1], newest)
 	}
 	if len(wals) == 0 {
 		return pass("no WAL under %s: the archive is empty, as a new Cluster needs", prefix)
@@ -347,6 +351,6 @@ func runWALArchive(ctx context.Context, r *Run) Result {
 		Message: fmt.Sprintf("WAL archive check failed for server %s: Expected empty archive (%s WAL file(s) under %s, first %s, last %s)",
 			r.loc.ServerName, count, prefix, wals[0], wals[len(wals)-1]),
 		Remediation: "give the new Cluster an unused serverName or destinationPath; or, if these WALs are garbage from an old cluster, delete them; set the annotation " +
-			targets.SkipEmptyWALAnnotation + ": enabled only if you are sure",
+			targets.SkipEmptyWALAnnotation + ": enabled only if you are sure; if the Cluster already runs (a promoted replica of a distributed topology, say), check it live (--cluster) so its status is read",
 	}
 }

@@ -249,19 +249,49 @@ func newRun(t *targets.Target, o Options) *Run {
 }
 
 // crossTargetFindings adds findings that compare targets of one Cluster: a source that points at
-// the Cluster's own backup destination.
+// the Cluster's own backup destination (it would archive into what it restores from or follows),
+// and the entry describing the Cluster itself (spec.replica.self), which must name that
+// destination since its peers restore from it.
 func crossTargetFindings(runs []*Run) {
+	for _, s := range runs {
+		if s.t.Role != targets.RoleSelf {
+			continue
+		}
+		var dests []string
+		same := false
+		for _, b := range runs {
+			if b.t.Cluster != s.t.Cluster || b.t.Role != targets.RoleBackup || b.drv == nil {
+				continue
+			}
+			dests = append(dests, fmt.Sprintf("%s (%s)", b.t.Conf.DestinationPath, b.loc.ServerName))
+			same = same || s.drv != nil && sameLocation(b.loc, s.loc, b.t.Conf.EndpointURL, s.t.Conf.EndpointURL)
+		}
+		switch {
+		case s.drv == nil || same:
+		case len(dests) == 0:
+			s.crossFs = append(s.crossFs, providers.Warnf(s.t.Field, "configure the Cluster's backup (spec.plugins barman-cloud entry with isWALArchiver, or spec.backup.barmanObjectStore) to write where this entry points",
+				"this entry describes the Cluster's own archive for its peers, but the Cluster has no backup destination cnpg-preflight can see: its peers would find no WAL there"))
+		default:
+			s.crossFs = append(s.crossFs, providers.Warnf(s.t.Field, "point this entry at the Cluster's backup destination (same destinationPath, endpoint and serverName), in this manifest and in its peers'",
+				"this entry describes the Cluster's own archive for its peers, but it names %s (%s) while the Cluster archives to %s: peers that restore from it would not find this Cluster's WAL",
+				s.t.Conf.DestinationPath, s.loc.ServerName, strings.Join(dests, ", ")))
+		}
+	}
 	for _, b := range runs {
 		if b.t.Role != targets.RoleBackup || b.drv == nil {
 			continue
 		}
 		for _, s := range runs {
-			if s == b || s.t.Cluster != b.t.Cluster || s.drv == nil {
+			if s == b || s.t.Cluster != b.t.Cluster || s.drv == nil || !s.t.ReadOnly() || s.t.Role == targets.RoleSelf {
 				continue
 			}
 			if sameLocation(b.loc, s.loc, b.t.Conf.EndpointURL, s.t.Conf.EndpointURL) {
 				f := providers.Failf(s.t.Field, "give the new Cluster its own serverName or destinationPath; it must not archive into the archive it restores from",
-					"this %s is the Cluster's own backup destination (same endpoint, bucket, path and serverName %q): the new Cluster would archive WALs into its source", s.t.Role, s.loc.ServerName)
+					"this %s is the Cluster's own backup destination (same endpoint, bucket, path and serverName %q): the Cluster would archive WALs into its source", s.t.Role, s.loc.ServerName)
+				if s.t.ServerNameNote != "" { // the plugin's default, not a deliberate choice
+					f.Msg += "; " + s.t.ServerNameNote
+					f.Fix = "set parameters.serverName of the external cluster to the serverName its archive is written with"
+				}
 				f.Soft = true
 				s.crossFs = append(s.crossFs, f)
 				g := providers.Failf(b.t.Field, f.Fix, "the backup destination is also %s %q of this Cluster (same bucket, path and serverName)", s.t.Role, s.t.Source)
@@ -370,6 +400,9 @@ func (r *Run) decide(ctx context.Context, c Check) (res Result) {
 		if dep.Blocks {
 			return skip("skipped: %s", dep.Message)
 		}
+	}
+	if why := r.t.ConfigOnly(); why != "" && c.ID != Config {
+		return skip("%s", why)
 	}
 	if c.Writes {
 		if r.t.ReadOnly() {

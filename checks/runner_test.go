@@ -43,7 +43,11 @@ func (d memDriver) Connect(context.Context, *providers.Target, providers.Locatio
 func target(role string, d providers.Driver) *targets.Target {
 	c := &manifest.Cluster{Meta: manifest.Meta{Name: "pg", Namespace: "db"}}
 	conf := &manifest.BarmanObjectStore{DestinationPath: "s3://b/p", S3Credentials: &manifest.S3Credentials{InheritFromIAMRole: true}}
-	return &targets.Target{ID: "db/pg/" + role, Cluster: c, Role: role, Field: "f", Conf: conf, ServerName: "pg", Env: map[string]string{}, Driver: d}
+	source := ""
+	if role != targets.RoleBackup {
+		source = "peer"
+	}
+	return &targets.Target{ID: "db/pg/" + role, Cluster: c, Role: role, Source: source, Field: "f", Conf: conf, ServerName: "pg", Env: map[string]string{}, Driver: d}
 }
 
 func expect(t *testing.T, tg *report.Target, spec string) {
@@ -67,13 +71,47 @@ func TestRunnerWithMemoryStore(t *testing.T) {
 		seed      map[string]string
 		want      string
 		leftovers int
+		cluster   func(*manifest.Cluster) // adjusts the Cluster (replica stanza, status, annotations)
 	}{
-		{"all pass", targets.RoleBackup, false, nil, nil, "backups=skip *=pass", 0},
-		{"write denied", targets.RoleBackup, false, map[string]bool{"Put": true, "Multipart": true}, nil, "write=fail read=skip delete=skip multipart=fail backups=skip wal-archive=pass", 0},
-		{"delete denied", targets.RoleBackup, false, map[string]bool{"Delete": true}, nil, "write=pass read=pass delete=fail multipart=pass backups=skip", 1},
-		{"source is read-only", targets.RoleRecoverySource, false, nil, nil, "list=pass write=skip read=skip delete=skip multipart=skip backups=fail wal-archive=fail", 0},
-		{"--read-only reads an existing object", targets.RoleBackup, true, nil, map[string]string{"p/pg/base/x/backup.info": "status=DONE"}, "write=skip read=pass delete=skip multipart=skip", 0},
-		{"non-empty archive", targets.RoleBackup, false, nil, map[string]string{"p/pg/wals/0000000100000000/000000010000000000000001.gz": "x"}, "wal-archive=fail", 0},
+		{"all pass", targets.RoleBackup, false, nil, nil, "backups=skip *=pass", 0, nil},
+		{"write denied", targets.RoleBackup, false, map[string]bool{"Put": true, "Multipart": true}, nil, "write=fail read=skip delete=skip multipart=fail backups=skip wal-archive=pass", 0, nil},
+		{"delete denied", targets.RoleBackup, false, map[string]bool{"Delete": true}, nil, "write=pass read=pass delete=fail multipart=pass backups=skip", 1, nil},
+		{"source is read-only", targets.RoleRecoverySource, false, nil, nil, "list=pass write=skip read=skip delete=skip multipart=skip backups=fail wal-archive=fail", 0, recovers},
+		{"recovery source of a snapshot recovery needs WAL only", targets.RoleRecoverySource, false, nil, map[string]string{wal1: "x"}, "backups=warn wal-archive=pass", 0, func(c *manifest.Cluster) {
+			c.Spec.Bootstrap = &manifest.Bootstrap{Recovery: &manifest.Recovery{Source: "peer", VolumeSnapshots: map[string]any{"storage": map[string]any{"name": "snap"}}}}
+		}},
+		{"replica source of a pg_basebackup replica needs WAL only", targets.RoleReplicaSource, false, nil, map[string]string{wal1: "x"}, "backups=warn wal-archive=pass", 0, func(c *manifest.Cluster) {
+			c.Spec.Replica = &manifest.ReplicaConfiguration{Enabled: new(true), Source: "peer"}
+			c.Spec.Bootstrap = &manifest.Bootstrap{PgBaseBackup: &manifest.PgBaseBackup{Source: "peer"}}
+		}},
+		{"--read-only reads an existing object", targets.RoleBackup, true, nil, map[string]string{"p/pg/base/x/backup.info": "status=DONE"}, "write=skip read=pass delete=skip multipart=skip", 0, nil},
+		{"non-empty archive", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "wal-archive=fail", 0, nil},
+		{"non-empty archive of a running Cluster", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "backups=skip *=pass", 0, func(c *manifest.Cluster) {
+			c.Status = &manifest.ClusterStatus{TimelineID: 1, Conditions: []manifest.Condition{{Type: "ContinuousArchiving", Status: "True"}}}
+		}},
+		{"non-empty archive of a demoted Cluster", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "backups=skip *=pass", 0, demoted},
+		{"non-empty archive of a Cluster being promoted", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "backups=skip *=pass", 0, func(c *manifest.Cluster) {
+			c.Spec.Replica = &manifest.ReplicaConfiguration{Primary: "pg", Source: "peer", PromotionToken: "t"}
+			c.Spec.Bootstrap = &manifest.Bootstrap{Recovery: &manifest.Recovery{Source: "peer"}}
+		}},
+		{"non-empty archive of a new replica of a topology", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "wal-archive=fail", 0, func(c *manifest.Cluster) {
+			c.Spec.Replica = &manifest.ReplicaConfiguration{Primary: "peer", Source: "peer"}
+			c.Spec.Bootstrap = &manifest.Bootstrap{Recovery: &manifest.Recovery{Source: "peer"}}
+		}},
+		{"skipEmptyWalArchiveCheck: Enabled leaves the check on", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "wal-archive=fail", 0, func(c *manifest.Cluster) {
+			c.Meta.Annotations = map[string]string{targets.SkipEmptyWALAnnotation: "Enabled"}
+		}},
+		{"skipEmptyWalArchiveCheck: enabled skips it", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "wal-archive=skip", 0, func(c *manifest.Cluster) {
+			c.Meta.Annotations = map[string]string{targets.SkipEmptyWALAnnotation: "enabled"}
+		}},
+		{"peer source without backups or WAL only warns", targets.RolePeerSource, false, nil, nil, "list=pass write=skip read=skip delete=skip multipart=skip backups=warn wal-archive=warn", 0, nil},
+		{"replica source of a new Cluster needs a backup", targets.RoleReplicaSource, false, nil, map[string]string{wal1: "x"}, "list=pass write=skip read=pass delete=skip multipart=skip backups=fail wal-archive=pass", 0, func(c *manifest.Cluster) {
+			c.Spec.Replica = &manifest.ReplicaConfiguration{Primary: "peer", Source: "peer"}
+			c.Spec.Bootstrap = &manifest.Bootstrap{Recovery: &manifest.Recovery{Source: "peer"}}
+		}},
+		{"replica source of a demoted Cluster needs WAL only", targets.RoleReplicaSource, false, nil, map[string]string{wal1: "x"}, "list=pass write=skip read=pass delete=skip multipart=skip backups=warn wal-archive=pass", 0, demoted},
+		{"replica source of a demoted Cluster without WAL", targets.RoleReplicaSource, false, nil, nil, "backups=warn wal-archive=fail", 0, demoted},
+		{"self entry: config only", targets.RoleSelf, false, nil, nil, "config=warn credentials=skip endpoint=skip bucket=skip *=skip", 0, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			store := providertest.NewMemStore(ep)
@@ -82,7 +120,11 @@ func TestRunnerWithMemoryStore(t *testing.T) {
 				store.Put(context.Background(), k, []byte(v), providers.PutOptions{})
 			}
 			d := memDriver{store}
-			m := Execute(context.Background(), []*targets.Target{target(c.role, d)}, Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second, ReadOnly: c.readOnly})
+			tg := target(c.role, d)
+			if c.cluster != nil {
+				c.cluster(tg.Cluster)
+			}
+			m := Execute(context.Background(), []*targets.Target{tg}, Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second, ReadOnly: c.readOnly})
 			expect(t, m.Targets[0], "config=pass credentials=pass endpoint=pass bucket=pass "+c.want)
 			if len(m.Targets[0].Leftovers) != c.leftovers {
 				t.Errorf("leftovers %v", m.Targets[0].Leftovers)
@@ -92,6 +134,48 @@ func TestRunnerWithMemoryStore(t *testing.T) {
 			}
 			if n := store.Unfinished(); n != 0 {
 				t.Errorf("%d multipart upload(s) neither completed nor aborted", n)
+			}
+		})
+	}
+}
+
+const wal1 = "p/pg/wals/0000000100000000/000000010000000000000001.gz"
+
+// recovers bootstraps the Cluster from the source "peer".
+func recovers(c *manifest.Cluster) {
+	c.Spec.Bootstrap = &manifest.Bootstrap{Recovery: &manifest.Recovery{Source: "peer"}}
+}
+
+// demoted is a distributed topology's former primary: a replica (primary names the peer) that
+// was bootstrapped with initdb, which CNPG only accepts for an existing Cluster.
+func demoted(c *manifest.Cluster) {
+	c.Spec.Replica = &manifest.ReplicaConfiguration{Self: "pg", Primary: "peer", Source: "peer"}
+}
+
+// TestCrossTargets: the self entry must name the backup destination (warn otherwise); a source
+// that is the backup destination fails both.
+func TestCrossTargets(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	ep, _ := url.Parse(srv.URL)
+	d := memDriver{providertest.NewMemStore(ep)}
+	for _, c := range []struct {
+		name, role, server string
+		wantBackup, want   string
+	}{
+		{"self names the backup destination", targets.RoleSelf, "pg", "config=pass", "config=pass *=skip"},
+		{"self names another place", targets.RoleSelf, "elsewhere", "config=pass", "config=warn *=skip"},
+		{"peer source is the backup destination", targets.RolePeerSource, "pg", "config=fail", "config=fail"},
+		{"peer source elsewhere", targets.RolePeerSource, "peer", "config=pass", "config=pass"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b, s := target(targets.RoleBackup, d), target(c.role, d)
+			s.Cluster, s.ServerName, s.ID = b.Cluster, c.server, s.ID+"/x"
+			m := Execute(context.Background(), []*targets.Target{b, s}, Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second, Offline: true})
+			expect(t, m.Targets[0], c.wantBackup)
+			expect(t, m.Targets[1], c.want)
+			if c.name == "self names another place" && !strings.Contains(m.Targets[1].Checks[0].Message, "peers that restore from it would not find this Cluster's WAL") {
+				t.Errorf("self warning: %s", m.Targets[1].Checks[0].Message)
 			}
 		})
 	}

@@ -36,12 +36,12 @@ func runBackups(ctx context.Context, r *Run) Result {
 	if err != nil {
 		return errResult(err, "")
 	}
-	noneStatus := report.Fail
-	if r.t.Role == targets.RoleSource {
-		noneStatus = report.Warn
+	noneStatus, why := report.Fail, serverNameNote(r.t)
+	if !r.t.NeedsBackups() {
+		noneStatus, why = report.Warn, notNeeded(r.t, "backup")
 	}
 	if len(l.Prefixes) == 0 {
-		return Result{Status: noneStatus, Message: fmt.Sprintf("no backup under %s", base),
+		return Result{Status: noneStatus, Message: fmt.Sprintf("no backup under %s%s", base, why),
 			Remediation: "check destinationPath and serverName: they must name the folder the source cluster backs up to (its serverName defaults to its own name)"}
 	}
 	// Backup IDs are timestamps: sorted, the folders run oldest to newest. A large catalog is
@@ -101,7 +101,7 @@ func runBackups(ctx context.Context, r *Run) Result {
 		count = "more than " + count
 	}
 	if len(done) == 0 {
-		return Result{Status: noneStatus, Message: fmt.Sprintf("%s backup folder(s) under %s, none completed: %s", count, base, strings.Join(unusable, ", ")),
+		return Result{Status: noneStatus, Message: fmt.Sprintf("%s backup folder(s) under %s, none completed: %s%s", count, base, strings.Join(unusable, ", "), why),
 			Remediation: "take a backup on the source cluster and wait for it to complete (status DONE in backup.info)", Value: catalog{}}
 	}
 	last := done[len(done)-1]
@@ -117,6 +117,35 @@ func runBackups(ctx context.Context, r *Run) Result {
 	res := pass("%s", msg)
 	res.Value = catalog{done}
 	return res
+}
+
+// notNeeded says why a source's missing backups or WAL only warn, and what may explain them.
+func notNeeded(t *targets.Target, what string) string {
+	return lenientReason(t, what) + serverNameNote(t)
+}
+
+// serverNameNote repeats a surprising serverName default next to an empty source folder.
+func serverNameNote(t *targets.Target) string {
+	if t.ServerNameNote == "" {
+		return ""
+	}
+	return "; note: " + t.ServerNameNote
+}
+
+// lenientReason says why a missing backup or WAL only warns for the target's role.
+func lenientReason(t *targets.Target, what string) string {
+	switch t.Role {
+	case targets.RolePeerSource:
+		return fmt.Sprintf(" (the Cluster is the primary now: it reads this archive only after a demotion; until then the peer's %s may not exist yet)", what)
+	case targets.RoleReplicaSource:
+		if existing, how := targets.Existing(t.Cluster); existing {
+			return fmt.Sprintf(" (%s: it has its data and only replays WAL from this source)", how)
+		}
+		return " (the Cluster does not restore a backup from this source: it only replays WAL from it)"
+	case targets.RoleRecoverySource:
+		return " (the data comes from volume snapshots: only WAL is read from this source)"
+	}
+	return ""
 }
 
 // catalog is what backups hands on: a source's completed backups, oldest first.
@@ -148,11 +177,11 @@ func sourceWALs(ctx context.Context, r *Run) Result {
 	cat, _ := output[catalog](r, Backups)
 	backups := cat.backups
 	if len(dirs) == 0 {
-		status := report.Fail
-		if r.t.Role == targets.RoleSource {
-			status = report.Warn
+		status, why := report.Fail, serverNameNote(r.t)
+		if !r.t.NeedsWAL() {
+			status, why = report.Warn, notNeeded(r.t, "WAL")
 		}
-		return Result{Status: status, Message: fmt.Sprintf("no WAL under %s", prefix),
+		return Result{Status: status, Message: fmt.Sprintf("no WAL under %s%s", prefix, why),
 			Remediation: "check destinationPath and serverName of the source: they must name the archive the source cluster writes"}
 	}
 	// Contents of the hash folders, listed on demand.

@@ -255,7 +255,14 @@ func RunCheck(ctx context.Context, f *Factory, o *CheckOptions) error {
 	set := in.set
 	ts := targets.Build(set, in.secrets, f.Registry)
 	if len(ts) == 0 {
-		return &UsageError{Msg: fmt.Sprintf("no Cluster with an object-store configuration found in %s (read %d Cluster(s))", in.where, len(set.Clusters))}
+		hint := ""
+		switch {
+		case len(set.Clusters) == 0 && len(set.ObjectStores) > 0:
+			hint = "; an ObjectStore is checked through the Cluster whose spec.plugins or spec.externalClusters name it: add that Cluster's manifest"
+		case len(set.Clusters) > 0:
+			hint = "; none has spec.backup.barmanObjectStore, a barman-cloud.cloudnative-pg.io plugin entry, or an external cluster with barmanObjectStore or that plugin"
+		}
+		return &UsageError{Msg: fmt.Sprintf("no Cluster with an object-store configuration found in %s (read %s)%s", in.where, set.Summary(), hint)}
 	}
 	var logf providers.Logf
 	if o.Verbose {

@@ -120,7 +120,7 @@ func NamesFor(cl *manifest.Cluster, set *manifest.Set, reg *providers.Registry) 
 	secrets := map[string]bool{}
 	ts := targets.Build(&manifest.Set{Clusters: []*manifest.Cluster{cl}, ObjectStores: set.ObjectStores, Secrets: set.Secrets, Problems: set.Problems}, targets.NoSecrets, reg)
 	for _, t := range ts {
-		if t.Conf == nil {
+		if t.Conf == nil || t.ConfigOnly() != "" { // never probed: its Secrets are not read
 			continue
 		}
 		for _, ref := range reg.SecretRefs(t.Conf) {

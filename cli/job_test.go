@@ -59,3 +59,36 @@ func TestJobDeadlines(t *testing.T) {
 		}
 	}
 }
+
+// TestJobRBACSkipsTheSelfEntry: the entry describing the Cluster itself in a distributed topology
+// is never probed, so its Secrets are not granted.
+func TestJobRBACSkipsTheSelfEntry(t *testing.T) {
+	dir := t.TempDir()
+	doc := `apiVersion: postgresql.cnpg.io/v1
+kind: Cluster
+metadata: {name: a, namespace: db}
+spec:
+  backup:
+    barmanObjectStore:
+      destinationPath: s3://a/
+      s3Credentials: {accessKeyId: {name: a-creds, key: id}, secretAccessKey: {name: a-creds, key: secret}}
+  replica: {self: a, primary: a, source: b}
+  externalClusters:
+  - name: a
+    barmanObjectStore:
+      destinationPath: s3://a/
+      s3Credentials: {accessKeyId: {name: peers-view-of-a, key: id}, secretAccessKey: {name: peers-view-of-a, key: secret}}
+  - name: b
+    barmanObjectStore:
+      destinationPath: s3://b/
+      s3Credentials: {accessKeyId: {name: b-creds, key: id}, secretAccessKey: {name: b-creds, key: secret}}
+`
+	os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(doc), 0o644)
+	code, out, stderr := runCLI(t, "job", "--cluster", "a", "-n", "db", "-f", dir, "--image", "img:1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "resourceNames: [a-creds, b-creds]") || strings.Contains(out, "peers-view-of-a") {
+		t.Errorf("secrets granted:\n%s", out)
+	}
+}

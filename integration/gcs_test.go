@@ -69,7 +69,7 @@ func TestGCSCredentialShapes(t *testing.T) {
 		t.Errorf("config: %+v", cc)
 	}
 	r = testenv.Check(t, gcsCluster(g.Bucket, saCreds+"\n        gkeEnvironment: true", "{}", ""))
-	if cc := r.CheckOf(backupTarget, "config"); cc.Status != "fail" || !strings.Contains(cc.Message, "cannot both be set") {
+	if cc := r.CheckOf(backupTarget, "config"); cc.Status != "fail" || !strings.Contains(cc.Message, "are both set: CNPG rejects this (if gkeEnvironment is true, secret with credentials must not be provided)") {
 		t.Errorf("config: %+v", cc)
 	}
 }

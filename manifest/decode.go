@@ -18,6 +18,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 )
 
 // MaxFileSize bounds what one input file may hold; manifests are small.
@@ -60,10 +62,32 @@ type Set struct {
 	Secrets      map[string]*Secret // by namespace/name
 	// Problems are objects that could not be read from a live cluster, by "Kind namespace/name".
 	Problems map[string]string
+	// Ignored counts the documents of kinds cnpg-preflight does not read, by "Kind (apiVersion)".
+	Ignored map[string]int
 }
 
 // NewSet returns an empty Set.
-func NewSet() *Set { return &Set{Secrets: map[string]*Secret{}, Problems: map[string]string{}} }
+func NewSet() *Set {
+	return &Set{Secrets: map[string]*Secret{}, Problems: map[string]string{}, Ignored: map[string]int{}}
+}
+
+// Summary says what was read: "1 Cluster(s), 2 ObjectStore(s), 0 Secret(s)", then the kinds
+// that were ignored.
+func (s *Set) Summary() string {
+	out := fmt.Sprintf("%d Cluster(s), %d ObjectStore(s), %d Secret(s)", len(s.Clusters), len(s.ObjectStores), len(s.Secrets))
+	var ignored []string
+	for k, n := range s.Ignored {
+		ignored = append(ignored, fmt.Sprintf("%d %s", n, k))
+	}
+	if len(ignored) > 0 {
+		sort.Strings(ignored)
+		out += "; ignored " + strings.Join(ignored, ", ")
+	}
+	return out
+}
+
+// readKinds are the kinds cnpg-preflight reads and the apiVersion it reads them in.
+var readKinds = map[string]string{"Cluster": ClusterAPIVersion, "ObjectStore": ObjectStoreAPIVersion, "Secret": "v1"}
 
 // Secret returns the Secret namespace/name, or nil.
 func (s *Set) Secret(namespace, name string) *Secret { return s.Secrets[namespace+"/"+name] }
@@ -311,6 +335,10 @@ func (s *Set) addObjectAt(file string, n *yaml.Node, defaultNamespace, pathPrefi
 	switch {
 	case h.Kind == "" && h.APIVersion == "":
 		return &InputError{File: file, Line: n.Line, Field: pathPrefix + "kind", Msg: "missing apiVersion and kind: not a Kubernetes object"}
+	case h.APIVersion == "" && readKinds[h.Kind] != "":
+		// The API server refuses an object without apiVersion; dropping it silently would only
+		// show up later as a missing object.
+		return &InputError{File: file, Line: n.Line, Field: pathPrefix + "apiVersion", Msg: fmt.Sprintf("%s has no apiVersion (the API server refuses it too); cnpg-preflight reads %s with apiVersion %s", h.Kind, h.Kind, readKinds[h.Kind])}
 	case h.Kind == "List" || strings.HasSuffix(h.Kind, "List") && len(items) > 0:
 		if lists == MaxListDepth {
 			return &InputError{File: file, Line: n.Line, Field: pathPrefix + "items", Msg: fmt.Sprintf("a List nested more than %d levels deep", MaxListDepth)}
@@ -344,7 +372,12 @@ func (s *Set) addObjectAt(file string, n *yaml.Node, defaultNamespace, pathPrefi
 			return nil
 		})
 	}
-	return nil // other kinds are ignored
+	kind := text.Safe(h.Kind) // other kinds are ignored, and counted for the messages
+	if h.APIVersion != "" {
+		kind += " (" + text.Safe(h.APIVersion) + ")"
+	}
+	s.Ignored[kind]++
+	return nil
 }
 
 // named is a kind decoded with its field issues kept (Cluster, ObjectStore).

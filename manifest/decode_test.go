@@ -63,7 +63,7 @@ func TestDecodeClusterAndSecret(t *testing.T) {
 		t.Errorf("meta %+v origin %+v", c.Meta, c.Origin)
 	}
 	b := c.Spec.Backup.BarmanObjectStore
-	if !b.S3Credentials.InheritFromIAMRole || b.Wal.MaxParallel != 4 || b.EndpointURL != "" {
+	if !b.S3Credentials.InheritFromIAMRole || b.Wal.MaxParallel == nil || *b.Wal.MaxParallel != 4 || b.EndpointURL != "" {
 		t.Errorf("decoded %+v %+v endpoint %q", b.S3Credentials, b.Wal, b.EndpointURL)
 	}
 	want := []Issue{
@@ -101,6 +101,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"no kind", "foo: bar\n", "m.yaml:1: kind: missing apiVersion and kind"},
 		{"wrong version", "apiVersion: postgresql.cnpg.io/v2\nkind: Cluster\nmetadata: {name: a}\n", `m.yaml:1: apiVersion: Cluster has apiVersion "postgresql.cnpg.io/v2"`},
 		{"no name", "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nspec: {}\n", "m.yaml:1: metadata.name: Cluster has no name"},
+		{"ObjectStore without apiVersion", "kind: ObjectStore\nmetadata: {name: store}\nspec: {}\n", "m.yaml:1: apiVersion: ObjectStore has no apiVersion (the API server refuses it too); cnpg-preflight reads ObjectStore with apiVersion barmancloud.cnpg.io/v1"},
+		{"Cluster without apiVersion", "kind: Cluster\nmetadata: {name: a}\n", "m.yaml:1: apiVersion: Cluster has no apiVersion"},
+		{"connectionParameters not a mapping", "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: a}\nspec:\n  externalClusters:\n  - name: x\n    connectionParameters: host=a\n",
+			"m.yaml:7: spec.externalClusters[0].connectionParameters: wrong type: expected an object, got string"},
 		{"non utf8", "apiVersion: v1\nkind: Secret\nmetadata: {name: \xff}\n", "m.yaml: not a text file"},
 		{"list item", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s}\n  data: {k: '!!'}\n", "m.yaml:7: items[0].data.k: value is not valid base64"},
 		{"billion laughs", "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\nkind: Secret\napiVersion: v1\nmetadata: {name: x}\nstringData: {k: v}\n", "m.yaml"},
@@ -119,6 +123,56 @@ func TestDecodeErrors(t *testing.T) {
 				t.Errorf("got  %q\nwant prefix %q", err.Error(), c.want)
 			}
 		})
+	}
+}
+
+// TestLenientAndIgnored: connectionParameters are read for their presence whatever their values;
+// other kinds are counted for the "nothing to check" message.
+func TestLenientAndIgnored(t *testing.T) {
+	doc := "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: a}\nspec:\n  externalClusters:\n  - name: x\n    connectionParameters: {host: h, port: 5432, sslmode: verify-full}\n  - name: y\n    connectionParameters: {}\n  - name: z\n" +
+		"---\napiVersion: postgresql.cnpg.io/v1\nkind: ScheduledBackup\nmetadata: {name: b}\n---\napiVersion: postgresql.cnpg.io/v1\nkind: ScheduledBackup\nmetadata: {name: c}\n---\napiVersion: cluster.x-k8s.io/v1beta1\nkind: Cluster\nmetadata: {name: capi}\n---\nkind: \"Evil\\u001b[2J\"\n"
+	s, err := load(t, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecs := s.Clusters[0].Spec.ExternalClusters
+	if ecs[0].ConnectionParameters == nil || ecs[1].ConnectionParameters == nil || ecs[2].ConnectionParameters != nil {
+		t.Errorf("connectionParameters presence: %v %v %v", ecs[0].ConnectionParameters, ecs[1].ConnectionParameters, ecs[2].ConnectionParameters)
+	}
+	want := `1 Cluster(s), 0 ObjectStore(s), 0 Secret(s); ignored 1 "Evil\x1b[2J", 1 Cluster (cluster.x-k8s.io/v1beta1), 2 ScheduledBackup (postgresql.cnpg.io/v1)`
+	if got := s.Summary(); got != want {
+		t.Errorf("summary\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestIsReplica mirrors CNPG's Cluster.IsReplica and the topology's own entry.
+func TestIsReplica(t *testing.T) {
+	yes, no := true, false
+	cases := []struct {
+		name    string
+		r       *ReplicaConfiguration
+		replica bool
+		self    string
+	}{
+		{"no replica stanza", nil, false, ""},
+		{"legacy source only", &ReplicaConfiguration{Source: "b"}, true, ""},
+		{"enabled true", &ReplicaConfiguration{Enabled: &yes, Source: "b"}, true, ""},
+		{"enabled false", &ReplicaConfiguration{Enabled: &no, Source: "b"}, false, ""},
+		{"enabled decides alone", &ReplicaConfiguration{Enabled: &no, Primary: "b", Source: "b"}, false, "a"},
+		{"primary names the Cluster", &ReplicaConfiguration{Primary: "a", Source: "b"}, false, "a"},
+		{"primary names the peer", &ReplicaConfiguration{Primary: "b", Source: "b"}, true, "a"},
+		{"self equals primary", &ReplicaConfiguration{Self: "dc-a", Primary: "dc-a", Source: "dc-b"}, false, "dc-a"},
+		{"self differs from primary", &ReplicaConfiguration{Self: "dc-a", Primary: "dc-b", Source: "dc-b"}, true, "dc-a"},
+		{"self without primary", &ReplicaConfiguration{Self: "dc-a", Source: "dc-b"}, true, "dc-a"},
+	}
+	for _, c := range cases {
+		cl := &Cluster{Meta: Meta{Name: "a"}, Spec: ClusterSpec{Replica: c.r}}
+		if got := cl.IsReplica(); got != c.replica {
+			t.Errorf("%s: IsReplica %v, want %v", c.name, got, c.replica)
+		}
+		if got := cl.SelfName(); got != c.self {
+			t.Errorf("%s: SelfName %q, want %q", c.name, got, c.self)
+		}
 	}
 }
 

@@ -73,20 +73,40 @@ type BackupConfiguration struct {
 
 // ExternalCluster is one spec.externalClusters[] entry.
 type ExternalCluster struct {
-	Name              string               `yaml:"name"`
-	BarmanObjectStore *BarmanObjectStore   `yaml:"barmanObjectStore"`
-	Plugin            *PluginConfiguration `yaml:"plugin"`
+	Name string `yaml:"name"`
+	// ConnectionParameters (libpq parameters for streaming) are only read for their presence,
+	// so any mapping is accepted.
+	ConnectionParameters map[string]any       `yaml:"connectionParameters"`
+	SSLCert              *SecretKeySelector   `yaml:"sslCert"`
+	SSLKey               *SecretKeySelector   `yaml:"sslKey"`
+	SSLRootCert          *SecretKeySelector   `yaml:"sslRootCert"`
+	BarmanObjectStore    *BarmanObjectStore   `yaml:"barmanObjectStore"`
+	Plugin               *PluginConfiguration `yaml:"plugin"`
 }
 
 // Bootstrap is spec.bootstrap.
 type Bootstrap struct {
-	Recovery *Recovery `yaml:"recovery"`
+	Recovery     *Recovery     `yaml:"recovery"`
+	PgBaseBackup *PgBaseBackup `yaml:"pg_basebackup"`
 }
 
 // Recovery is spec.bootstrap.recovery.
 type Recovery struct {
-	Source         string          `yaml:"source"`
-	RecoveryTarget *RecoveryTarget `yaml:"recoveryTarget"`
+	Source string        `yaml:"source"`
+	Backup *BackupSource `yaml:"backup"`
+	// VolumeSnapshots (recovery from snapshots; source then only feeds WAL) is read for its presence.
+	VolumeSnapshots map[string]any  `yaml:"volumeSnapshots"`
+	RecoveryTarget  *RecoveryTarget `yaml:"recoveryTarget"`
+}
+
+// BackupSource is spec.bootstrap.recovery.backup: a Backup object of the Cluster's namespace.
+type BackupSource struct {
+	Name string `yaml:"name"`
+}
+
+// PgBaseBackup is spec.bootstrap.pg_basebackup.
+type PgBaseBackup struct {
+	Source string `yaml:"source"`
 }
 
 // RecoveryTarget is spec.bootstrap.recovery.recoveryTarget.
@@ -103,10 +123,11 @@ type RecoveryTarget struct {
 
 // ReplicaConfiguration is spec.replica.
 type ReplicaConfiguration struct {
-	Enabled *bool  `yaml:"enabled"`
-	Source  string `yaml:"source"`
-	Primary string `yaml:"primary"`
-	Self    string `yaml:"self"`
+	Enabled        *bool  `yaml:"enabled"`
+	Source         string `yaml:"source"`
+	Primary        string `yaml:"primary"`
+	Self           string `yaml:"self"`
+	PromotionToken string `yaml:"promotionToken"`
 }
 
 // PluginConfiguration is a spec.plugins[] entry or spec.externalClusters[].plugin.
@@ -169,7 +190,7 @@ type GoogleCredentials struct {
 type WalBackup struct {
 	Compression                  string   `yaml:"compression"`
 	Encryption                   string   `yaml:"encryption"`
-	MaxParallel                  int      `yaml:"maxParallel"`
+	MaxParallel                  *int     `yaml:"maxParallel"` // nil: not set (an explicit 0 is an error)
 	ArchiveAdditionalCommandArgs []string `yaml:"archiveAdditionalCommandArgs"`
 	RestoreAdditionalCommandArgs []string `yaml:"restoreAdditionalCommandArgs"`
 }
@@ -245,4 +266,46 @@ func (c *Cluster) ObjectStoreNames() []string {
 		}
 	}
 	return out
+}
+
+// IsReplica mirrors CNPG's Cluster.IsReplica: without spec.replica the Cluster is a primary;
+// spec.replica.enabled, when set, decides alone; otherwise the Cluster is a replica unless
+// spec.replica.primary names it (spec.replica.self, or the Cluster's own name).
+func (c *Cluster) IsReplica() bool {
+	r := c.Spec.Replica
+	switch {
+	case r == nil:
+		return false
+	case r.Enabled != nil:
+		return *r.Enabled
+	case r.Self != "":
+		return r.Self != r.Primary
+	}
+	return c.Meta.Name != r.Primary
+}
+
+// SelfName is the spec.externalClusters entry that describes the Cluster itself in a distributed
+// topology: spec.replica.self, or the Cluster's name when spec.replica.primary is set (CNPG's
+// IsReplica compares primary with that name). "" when spec.replica sets neither.
+func (c *Cluster) SelfName() string {
+	r := c.Spec.Replica
+	switch {
+	case r == nil:
+		return ""
+	case r.Self != "":
+		return r.Self
+	case r.Primary != "":
+		return c.Meta.Name
+	}
+	return ""
+}
+
+// ExternalCluster returns the first spec.externalClusters entry named name, as CNPG looks it up.
+func (c *Cluster) ExternalCluster(name string) (*ExternalCluster, int) {
+	for i := range c.Spec.ExternalClusters {
+		if c.Spec.ExternalClusters[i].Name == name {
+			return &c.Spec.ExternalClusters[i], i
+		}
+	}
+	return nil, -1
 }

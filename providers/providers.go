@@ -77,6 +77,38 @@ type Target struct {
 	Env        map[string]string // environment the backup client runs with (plugin sidecar env)
 	Secret     SecretLookup
 	Offline    bool // --offline: resolve Secrets, but ask no identity service
+	// Admission: CNPG's webhook validates this block's credentials (spec.backup.barmanObjectStore
+	// of a Cluster whose validation is on). Other blocks (ObjectStores, externalClusters) are
+	// validated by nobody: a combination the webhook would reject is then resolved at run time,
+	// and Validate says what wins instead of claiming CNPG rejects it.
+	Admission bool
+}
+
+// CredentialRule words a broken credentials combination the way it applies to t. what says what
+// is set; for a block CNPG's webhook validates, the result is a failure quoting the webhook's
+// reason; for any other block, runtime says what happens when the backup client runs (a warning
+// when it still works, naming what wins; a failure when it does not).
+func (t *Target) CredentialRule(field, fix, what, webhookReason string, runtime Finding) Finding {
+	if t.Admission {
+		return Failf(field, fix, "%s: CNPG rejects this (%s)", what, webhookReason)
+	}
+	runtime.Field, runtime.Fix = field, fix
+	runtime.Msg = what + ": " + runtime.Msg + " (nothing rejects it: CNPG's webhook only validates spec.backup.barmanObjectStore)"
+	return runtime
+}
+
+// Encryptions are the values the CRD allows for wal.encryption and data.encryption, whatever the
+// provider (barman-cloud's EncryptionType enum).
+var Encryptions = []string{"AES256", "aws:kms"}
+
+// ValidEncryption reports whether v is in the CRD's encryption enum.
+func ValidEncryption(v string) bool {
+	for _, e := range Encryptions {
+		if v == e {
+			return true
+		}
+	}
+	return false
 }
 
 // F joins the block's field path with a sub-field.

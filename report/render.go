@@ -59,8 +59,14 @@ var colors = map[Status]string{Pass: "\033[32m", Fail: "\033[31m", Warn: "\033[3
 
 const reset = "\033[0m"
 
+// rowLabel is "namespace/cluster role", followed by what tells targets of one role apart (the
+// external cluster's name, /plugin, #2), as the target's ID has it.
 func rowLabel(t *Target) string {
-	return fmt.Sprintf("%s/%s %s", t.Cluster.Namespace, t.Cluster.Name, t.Role)
+	c := t.Cluster.Namespace + "/" + t.Cluster.Name
+	if rest, ok := strings.CutPrefix(t.ID, c+"/"); ok && strings.HasPrefix(rest, t.Role) {
+		return c + " " + rest
+	}
+	return c + " " + t.Role
 }
 
 func pad(s string, n int) string {

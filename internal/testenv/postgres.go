@@ -146,3 +146,10 @@ func (p *Postgres) WaitArchived(upTo string) {
 	log, _ := os.ReadFile(p.Dir + "/log")
 	p.t.Fatalf("WAL %s not archived within 60 s; server log:\n%s", upTo, log)
 }
+
+// Stop shuts the server down (fast), after which it archives nothing more: a store snapshot taken
+// afterwards stays valid.
+func (p *Postgres) Stop() {
+	p.t.Helper()
+	p.run("pg_ctl stop", PGBin+"/pg_ctl", "-D", p.Dir+"/data", "-m", "fast", "-w", "stop")
+}

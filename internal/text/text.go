@@ -3,6 +3,7 @@
 package text
 
 import (
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -124,4 +125,15 @@ func Cap(s string, max int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// Safe returns s as is when it is plain printable text (no spaces), else quoted with Go escapes:
+// for names read from outside that are printed inside a sentence.
+func Safe(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == ' ' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }

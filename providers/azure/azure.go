@@ -90,8 +90,11 @@ func (Driver) Validate(t *providers.Target) (providers.Location, []providers.Fin
 		}
 		loc.Endpoint = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/" + loc.Account}
 		cr := c.AzureCredentials
-		if cr != nil && cr.ConnectionString == nil {
+		if cr != nil && !exportsConnectionString(cr) {
 			why := "barman-cloud treats any host not ending in " + BlobDomain + " as an emulator and then requires a connection string (\"A connection string must be provided when using emulated storage\")"
+			if cr.ConnectionString != nil {
+				why += "; CNPG does not pass connectionString on when inheritFromAzureAD or useDefaultAzureCredentials is set"
+			}
 			for _, d := range sovereignDomains {
 				if strings.HasSuffix(u.Host, d) {
 					why = u.Host + " is a sovereign Azure cloud, but barman-cloud only recognises " + BlobDomain + ": it treats the host as an emulator and requires a connection string"
@@ -120,8 +123,8 @@ func (Driver) Validate(t *providers.Target) (providers.Location, []providers.Fin
 	for _, e := range []struct {
 		set bool
 		f   string
-	}{{c.Wal != nil && c.Wal.Encryption != "", "wal.encryption"}, {c.Data != nil && c.Data.Encryption != "", "data.encryption"}} {
-		if e.set {
+	}{{c.Wal != nil && providers.ValidEncryption(c.Wal.Encryption), "wal.encryption"}, {c.Data != nil && providers.ValidEncryption(c.Data.Encryption), "data.encryption"}} {
+		if e.set { // an invalid value fails the CRD enum (the config check)
 			fs = append(fs, providers.Warnf(t.F(e.f), "remove it, or use an encryption scope on the storage account", "encryption (AES256/aws:kms) is an S3 setting; it has no effect on Azure"))
 		}
 	}
@@ -131,24 +134,61 @@ func (Driver) Validate(t *providers.Target) (providers.Location, []providers.Fin
 		fs = append(fs, providers.Failf(cf, "add azureCredentials", "an Azure destination needs azureCredentials"))
 		return loc, fs
 	}
-	modes := 0
-	for _, on := range []bool{cr.StorageKey != nil, cr.StorageSasToken != nil, cr.InheritFromAzureAD, cr.UseDefaultAzureCredentials} {
-		if on {
-			modes++
+	var modes []string
+	for _, m := range []struct {
+		on   bool
+		name string
+	}{{cr.StorageKey != nil, "storageKey"}, {cr.StorageSasToken != nil, "storageSasToken"}, {cr.InheritFromAzureAD, "inheritFromAzureAD"}, {cr.UseDefaultAzureCredentials, "useDefaultAzureCredentials"}} {
+		if m.on {
+			modes = append(modes, m.name)
 		}
 	}
+	const oneOf = "when connection string is not specified, one and only one of storage key, storage SAS token, Azure AD authentication, or default Azure credentials is required"
 	switch {
-	case cr.ConnectionString != nil && (modes > 0 || cr.StorageAccount != nil):
-		fs = append(fs, providers.Failf(cf, "keep connectionString alone, or remove it", "connectionString cannot be combined with storageAccount, storageKey, storageSasToken, inheritFromAzureAD or useDefaultAzureCredentials (CNPG rejects this)"))
+	case cr.ConnectionString != nil && (len(modes) > 0 || cr.StorageAccount != nil):
+		others := modes
+		if cr.StorageAccount != nil {
+			others = append([]string{"storageAccount"}, others...)
+		}
+		fs = append(fs, t.CredentialRule(cf, "keep connectionString alone, or remove it", "connectionString is set together with "+strings.Join(others, ", "),
+			"when connection string is specified, the other parameters must be empty", providers.Warnf("", "", "%s", azureWinner(cr))))
 	case cr.ConnectionString != nil:
-	case modes == 0:
-		fs = append(fs, providers.Failf(cf, "set connectionString, storageAccount with storageKey or storageSasToken, inheritFromAzureAD or useDefaultAzureCredentials", "no Azure credentials: CNPG requires one way to authenticate"))
-	case modes > 1:
-		fs = append(fs, providers.Failf(cf, "keep exactly one of them", "more than one of storageKey, storageSasToken, inheritFromAzureAD, useDefaultAzureCredentials is set (CNPG rejects this)"))
-	case (cr.StorageKey != nil || cr.StorageSasToken != nil) && cr.StorageAccount == nil:
-		fs = append(fs, providers.Failf(cf+".storageAccount", "add the storageAccount Secret reference", "storageAccount is required with storageKey or storageSasToken"))
+	case len(modes) == 0:
+		fs = append(fs, t.CredentialRule(cf, "set connectionString, storageAccount with storageKey or storageSasToken, inheritFromAzureAD or useDefaultAzureCredentials", "no way to authenticate is set",
+			oneOf, providers.Warnf("", "", "%s", azureWinner(cr))))
+	case len(modes) > 1:
+		fs = append(fs, t.CredentialRule(cf, "keep exactly one of them", "more than one of "+strings.Join(modes, ", ")+" is set", oneOf, providers.Warnf("", "", "%s", azureWinner(cr))))
+	}
+	if (cr.StorageKey != nil || cr.StorageSasToken != nil) && cr.StorageAccount == nil && cr.ConnectionString == nil && len(modes) == 1 {
+		fs = append(fs, t.CredentialRule(cf+".storageAccount", "add the storageAccount Secret reference", "storageKey or storageSasToken is set without storageAccount",
+			"storage account must be specified when using storage key or SAS token", providers.Warnf("", "", "at run time barman-cloud takes the account from destinationPath")))
 	}
 	return loc, fs
+}
+
+// exportsConnectionString: CNPG passes connectionString to barman-cloud only when no Azure AD
+// mode is set (those return before any variable is exported).
+func exportsConnectionString(cr *manifest.AzureCredentials) bool {
+	return cr.ConnectionString != nil && !cr.InheritFromAzureAD && !cr.UseDefaultAzureCredentials
+}
+
+// azureWinner says which credential barman-cloud uses at run time, in its order: the
+// --credential flag CNPG derives from useDefaultAzureCredentials or inheritFromAzureAD, then
+// AZURE_STORAGE_CONNECTION_STRING, the SAS token, the key, and Azure's default credentials.
+func azureWinner(cr *manifest.AzureCredentials) string {
+	switch {
+	case cr.UseDefaultAzureCredentials:
+		return "useDefaultAzureCredentials wins at run time (barman-cloud gets --credential default); the other settings are not passed on"
+	case cr.InheritFromAzureAD:
+		return "inheritFromAzureAD wins at run time (barman-cloud gets --credential managed-identity); the other settings are not passed on"
+	case cr.ConnectionString != nil:
+		return "the connection string wins at run time; storageAccount, storageKey and storageSasToken are ignored"
+	case cr.StorageSasToken != nil:
+		return "the SAS token wins at run time; storageKey is ignored"
+	case cr.StorageKey != nil:
+		return "the storage key is used at run time"
+	}
+	return "at run time barman-cloud falls back to Azure's default credentials (DefaultAzureCredential)"
 }
 
 // CA returns the endpointCA bundle (REQUESTS_CA_BUNDLE for barman-cloud).
@@ -175,7 +215,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		identity string
 	)
 	switch {
-	case cr.ConnectionString != nil:
+	case exportsConnectionString(cr):
 		cs, f := t.Ref(ctx, cr.ConnectionString, "azureCredentials.connectionString")
 		if f != nil {
 			return fail(f)
@@ -201,8 +241,10 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 			}
 		}
 	default:
+		// The --credential flag CNPG derives from the Azure AD modes wins over every variable.
+		ad := cr.InheritFromAzureAD || cr.UseDefaultAzureCredentials
 		account := loc.Account
-		if cr.StorageAccount != nil {
+		if cr.StorageAccount != nil && !ad {
 			a, f := t.Ref(ctx, cr.StorageAccount, "azureCredentials.storageAccount")
 			if f != nil {
 				return fail(f)
@@ -211,7 +253,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		}
 		curl := fmt.Sprintf("%s/%s", strings.TrimSuffix(loc.Endpoint.String(), "/"), loc.Bucket)
 		switch {
-		case cr.StorageSasToken != nil:
+		case !ad && cr.StorageSasToken != nil:
 			sas, f := t.Ref(ctx, cr.StorageSasToken, "azureCredentials.storageSasToken")
 			if f != nil {
 				return fail(f)
@@ -226,7 +268,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 			if q, perr := url.ParseQuery(tok); perr == nil && q.Get("sp") != "" {
 				identity += " (permissions " + q.Get("sp") + ")"
 			}
-		case cr.StorageKey != nil:
+		case !ad && cr.StorageKey != nil:
 			key, f := t.Ref(ctx, cr.StorageKey, "azureCredentials.storageKey")
 			if f != nil {
 				return fail(f)
@@ -244,7 +286,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		default:
 			var cred azcore.TokenCredential
 			field := "azureCredentials.useDefaultAzureCredentials"
-			if cr.InheritFromAzureAD {
+			if cr.InheritFromAzureAD && !cr.UseDefaultAzureCredentials {
 				field = "azureCredentials.inheritFromAzureAD"
 				cred, err = azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: azcore.ClientOptions{Transport: n.Client}})
 				identity = "managed identity (Azure AD)"

@@ -88,8 +88,8 @@ func (d Driver) Validate(t *providers.Target) (providers.Location, []providers.F
 	for _, e := range []struct {
 		set bool
 		f   string
-	}{{c.Wal != nil && c.Wal.Encryption != "", "wal.encryption"}, {c.Data != nil && c.Data.Encryption != "", "data.encryption"}} {
-		if e.set {
+	}{{c.Wal != nil && providers.ValidEncryption(c.Wal.Encryption), "wal.encryption"}, {c.Data != nil && providers.ValidEncryption(c.Data.Encryption), "data.encryption"}} {
+		if e.set { // an invalid value fails the CRD enum (the config check)
 			fs = append(fs, providers.Warnf(t.F(e.f), "remove it; GCS encrypts at rest (use a bucket default KMS key for CMEK)", "encryption (AES256/aws:kms) is an S3 setting; it has no effect on GCS"))
 		}
 	}
@@ -98,9 +98,13 @@ func (d Driver) Validate(t *providers.Target) (providers.Location, []providers.F
 	case g == nil:
 		fs = append(fs, providers.Failf(t.F("googleCredentials"), "add googleCredentials", "a gs:// destination needs googleCredentials"))
 	case g.ApplicationCredentials != nil && g.GKEEnvironment:
-		fs = append(fs, providers.Failf(t.F("googleCredentials"), "keep applicationCredentials or gkeEnvironment, not both", "applicationCredentials and gkeEnvironment cannot both be set (CNPG rejects this)"))
+		fs = append(fs, t.CredentialRule(t.F("googleCredentials"), "keep applicationCredentials or gkeEnvironment, not both", "applicationCredentials and gkeEnvironment are both set",
+			"if gkeEnvironment is true, secret with credentials must not be provided",
+			providers.Warnf("", "", "applicationCredentials wins at run time: CNPG hands the service-account key to barman-cloud and gkeEnvironment is ignored")))
 	case g.ApplicationCredentials == nil && !g.GKEEnvironment:
-		fs = append(fs, providers.Failf(t.F("googleCredentials"), "set applicationCredentials (service-account JSON) or gkeEnvironment: true", "neither applicationCredentials nor gkeEnvironment is set (CNPG rejects this)"))
+		fs = append(fs, t.CredentialRule(t.F("googleCredentials"), "set applicationCredentials (service-account JSON) or gkeEnvironment: true", "neither applicationCredentials nor gkeEnvironment is set",
+			"if gkeEnvironment is false, secret with credentials must be provided",
+			providers.Failf("", "", "at run time CNPG has no service-account key to give barman-cloud")))
 	}
 	return loc, fs
 }

@@ -64,8 +64,6 @@ func (Driver) PutOptions(c *manifest.BarmanObjectStore) providers.PutOptions {
 // DefaultRegion is the region boto3 signs with when none is configured.
 const DefaultRegion = "us-east-1"
 
-var validEncryption = map[string]bool{"AES256": true, "aws:kms": true}
-
 // Validate parses an s3:// destinationPath and endpointURL and applies CNPG's S3 credential rules.
 func (Driver) Validate(t *providers.Target) (providers.Location, []providers.Finding) {
 	c := t.Conf
@@ -120,24 +118,33 @@ func (Driver) Validate(t *providers.Target) (providers.Location, []providers.Fin
 
 	cr := c.S3Credentials
 	cf := t.F("s3Credentials")
-	switch {
-	case cr == nil:
+	if cr == nil {
 		fs = append(fs, providers.Failf(cf, "add s3Credentials (accessKeyId + secretAccessKey, or inheritFromIAMRole: true)", "an s3:// destination needs s3Credentials"))
-	case cr.InheritFromIAMRole && (cr.AccessKeyID != nil || cr.SecretAccessKey != nil):
-		fs = append(fs, providers.Failf(cf, "remove accessKeyId/secretAccessKey or inheritFromIAMRole", "inheritFromIAMRole cannot be combined with accessKeyId/secretAccessKey (CNPG rejects this)"))
-	case !cr.InheritFromIAMRole && cr.AccessKeyID == nil && cr.SecretAccessKey == nil:
-		fs = append(fs, providers.Failf(cf, "add accessKeyId and secretAccessKey references, or inheritFromIAMRole: true", "neither accessKeyId/secretAccessKey nor inheritFromIAMRole is set (CNPG rejects this)"))
-	case !cr.InheritFromIAMRole && cr.AccessKeyID == nil:
-		fs = append(fs, providers.Failf(cf+".accessKeyId", "add the accessKeyId Secret reference", "secretAccessKey is set but accessKeyId is missing"))
-	case !cr.InheritFromIAMRole && cr.SecretAccessKey == nil:
-		fs = append(fs, providers.Failf(cf+".secretAccessKey", "add the secretAccessKey Secret reference", "accessKeyId is set but secretAccessKey is missing"))
-	case cr.InheritFromIAMRole && (cr.Region != nil || cr.SessionToken != nil):
-		fs = append(fs, providers.Warnf(cf, "set the region through the Pod's environment (AWS_REGION/AWS_DEFAULT_REGION injected by IRSA) instead", "with inheritFromIAMRole, CNPG ignores the region and sessionToken references"))
+		cr = &manifest.S3Credentials{InheritFromIAMRole: true} // nothing more to say about it
 	}
-	for _, enc := range []struct{ v, f string }{{walEnc(c), "wal.encryption"}, {dataEnc(c), "data.encryption"}} {
-		if enc.v != "" && !validEncryption[enc.v] {
-			fs = append(fs, providers.Failf(t.F(enc.f), "use AES256 or aws:kms", "encryption %q is not one barman-cloud accepts (AES256, aws:kms)", enc.v))
+	keyID, secret := cr.AccessKeyID != nil, cr.SecretAccessKey != nil
+	const both = "when using AWS credentials both accessKeyId and secretAccessKey must be provided"
+	switch {
+	case cr.InheritFromIAMRole && (keyID || secret):
+		reason := "only one AWS authentication method should be supplied"
+		if keyID != secret {
+			reason += "; " + both
 		}
+		fs = append(fs, t.CredentialRule(cf, "remove accessKeyId/secretAccessKey or inheritFromIAMRole", "inheritFromIAMRole is set together with accessKeyId/secretAccessKey", reason,
+			providers.Warnf("", "", "inheritFromIAMRole wins at run time: CNPG passes no key to barman-cloud, which uses the Pod's identity")))
+	case cr.InheritFromIAMRole:
+	case !keyID && !secret:
+		fs = append(fs, t.CredentialRule(cf, "add accessKeyId and secretAccessKey references, or inheritFromIAMRole: true", "neither accessKeyId/secretAccessKey nor inheritFromIAMRole is set",
+			"at least one AWS authentication method should be supplied", providers.Failf("", "", `at run time CNPG stops with "missing access key ID"`)))
+	case !keyID:
+		fs = append(fs, t.CredentialRule(cf+".accessKeyId", "add the accessKeyId Secret reference", "secretAccessKey is set but accessKeyId is missing", both,
+			providers.Failf("", "", `at run time CNPG stops with "missing access key ID"`)))
+	case !secret:
+		fs = append(fs, t.CredentialRule(cf+".secretAccessKey", "add the secretAccessKey Secret reference", "accessKeyId is set but secretAccessKey is missing", both,
+			providers.Failf("", "", `at run time CNPG stops with "missing secret access key"`)))
+	}
+	if cr.InheritFromIAMRole && (cr.Region != nil || cr.SessionToken != nil) {
+		fs = append(fs, providers.Warnf(cf, "set the region through the Pod's environment (AWS_REGION/AWS_DEFAULT_REGION injected by IRSA) instead", "with inheritFromIAMRole, CNPG ignores the region and sessionToken references"))
 	}
 	if c.EndpointURL == "" && loc.Bucket != "" {
 		loc.Endpoint = &url.URL{Scheme: "https", Host: "s3.amazonaws.com"} // refined with the region in Connect

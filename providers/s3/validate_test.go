@@ -6,11 +6,10 @@ import (
 
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
+	"github.com/cnpg-preflight/cnpg-preflight/providers/providertest"
 )
 
-func ref(n, k string) *manifest.SecretKeySelector {
-	return &manifest.SecretKeySelector{Name: n, Key: k}
-}
+var ref = providertest.Ref
 
 func keys() *manifest.S3Credentials {
 	return &manifest.S3Credentials{AccessKeyID: ref("s", "id"), SecretAccessKey: ref("s", "secret")}
@@ -22,6 +21,7 @@ func TestValidate(t *testing.T) {
 		conf           manifest.BarmanObjectStore
 		bucket, prefix string
 		endpoint, base string
+		runtime        bool     // a block CNPG's webhook does not validate (ObjectStore, externalClusters)
 		fails, warns   []string // substrings of "field: msg"
 	}{
 		{name: "plain", conf: manifest.BarmanObjectStore{DestinationPath: "s3://b/a/b", S3Credentials: keys()},
@@ -43,20 +43,26 @@ func TestValidate(t *testing.T) {
 		{name: "wrong scheme", conf: manifest.BarmanObjectStore{DestinationPath: "s4://b/p", S3Credentials: keys()}, fails: []string{"scheme must be s3://"}},
 		{name: "no creds", conf: manifest.BarmanObjectStore{DestinationPath: "s3://b"}, bucket: "b", endpoint: "https://s3.amazonaws.com", fails: []string{"needs s3Credentials"}},
 		{name: "keys and IAM", conf: manifest.BarmanObjectStore{DestinationPath: "s3://b", S3Credentials: &manifest.S3Credentials{AccessKeyID: ref("s", "i"), InheritFromIAMRole: true}},
-			bucket: "b", endpoint: "https://s3.amazonaws.com", fails: []string{"cannot be combined"}},
+			bucket: "b", endpoint: "https://s3.amazonaws.com", fails: []string{"CNPG rejects this (only one AWS authentication method should be supplied; when using AWS credentials both"}},
+		{name: "keys and IAM, not validated", conf: manifest.BarmanObjectStore{DestinationPath: "s3://b", S3Credentials: &manifest.S3Credentials{AccessKeyID: ref("s", "i"), SecretAccessKey: ref("s", "k"), InheritFromIAMRole: true}},
+			bucket: "b", endpoint: "https://s3.amazonaws.com", runtime: true, warns: []string{"s3Credentials: inheritFromIAMRole is set together with accessKeyId/secretAccessKey: inheritFromIAMRole wins at run time"}},
 		{name: "half keys", conf: manifest.BarmanObjectStore{DestinationPath: "s3://b", S3Credentials: &manifest.S3Credentials{AccessKeyID: ref("s", "i")}},
-			bucket: "b", endpoint: "https://s3.amazonaws.com", fails: []string{"secretAccessKey: accessKeyId is set but secretAccessKey is missing"}},
+			bucket: "b", endpoint: "https://s3.amazonaws.com", fails: []string{"secretAccessKey: accessKeyId is set but secretAccessKey is missing: CNPG rejects this (when using AWS credentials both accessKeyId and secretAccessKey must be provided)"}},
+		{name: "half keys, not validated", conf: manifest.BarmanObjectStore{DestinationPath: "s3://b", S3Credentials: &manifest.S3Credentials{AccessKeyID: ref("s", "i")}},
+			bucket: "b", endpoint: "https://s3.amazonaws.com", runtime: true, fails: []string{`secretAccessKey: accessKeyId is set but secretAccessKey is missing: at run time CNPG stops with "missing secret access key"`}},
 		{name: "empty creds", conf: manifest.BarmanObjectStore{DestinationPath: "s3://b", S3Credentials: &manifest.S3Credentials{}},
-			bucket: "b", endpoint: "https://s3.amazonaws.com", fails: []string{"neither accessKeyId/secretAccessKey nor inheritFromIAMRole"}},
+			bucket: "b", endpoint: "https://s3.amazonaws.com", fails: []string{"neither accessKeyId/secretAccessKey nor inheritFromIAMRole is set: CNPG rejects this (at least one AWS authentication method should be supplied)"}},
+		{name: "empty creds, not validated", conf: manifest.BarmanObjectStore{DestinationPath: "s3://b", S3Credentials: &manifest.S3Credentials{}},
+			bucket: "b", endpoint: "https://s3.amazonaws.com", runtime: true, fails: []string{`at run time CNPG stops with "missing access key ID"`}},
 		{name: "IAM with region ref", conf: manifest.BarmanObjectStore{DestinationPath: "s3://b", S3Credentials: &manifest.S3Credentials{InheritFromIAMRole: true, Region: ref("s", "r")}},
 			bucket: "b", endpoint: "https://s3.amazonaws.com", warns: []string{"ignores the region"}},
-		{name: "bad encryption", conf: manifest.BarmanObjectStore{DestinationPath: "s3://b", S3Credentials: keys(), Wal: &manifest.WalBackup{Encryption: "aes"}},
-			bucket: "b", endpoint: "https://s3.amazonaws.com", fails: []string{"wal.encryption: encryption \"aes\""}},
+		{name: "encryption is the config check's (CRD enum)", conf: manifest.BarmanObjectStore{DestinationPath: "s3://b", S3Credentials: keys(), Wal: &manifest.WalBackup{Encryption: "aes"}},
+			bucket: "b", endpoint: "https://s3.amazonaws.com"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			conf := c.conf
-			loc, fs := Driver{}.Validate(&providers.Target{Conf: &conf, Field: "spec.backup.barmanObjectStore", ServerName: "pg"})
+			loc, fs := Driver{}.Validate(&providers.Target{Conf: &conf, Field: "spec.backup.barmanObjectStore", ServerName: "pg", Admission: !c.runtime})
 			if loc.Bucket != c.bucket || loc.Prefix != c.prefix {
 				t.Errorf("bucket %q prefix %q, want %q %q", loc.Bucket, loc.Prefix, c.bucket, c.prefix)
 			}
