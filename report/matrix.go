@@ -88,13 +88,21 @@ func (m *Matrix) Summarize() {
 // Failed reports whether any check failed (or a probe object was left behind).
 func (m *Matrix) Failed() bool {
 	for _, t := range m.Targets {
-		if len(t.Leftovers) > 0 {
+		if t.Failed() {
 			return true
 		}
-		for _, c := range t.Checks {
-			if c.Status == Fail {
-				return true
-			}
+	}
+	return false
+}
+
+// Failed reports whether a check of t failed or a probe object was left behind.
+func (t *Target) Failed() bool {
+	if len(t.Leftovers) > 0 {
+		return true
+	}
+	for _, c := range t.Checks {
+		if c.Status == Fail {
+			return true
 		}
 	}
 	return false
