@@ -25,6 +25,8 @@ type JobOptions struct {
 	Image          string
 	ServiceAccount string
 	Schedule       string // a CronJob instead of a Job
+	Events         bool   // the check records Events on the Cluster (and may)
+	Serve          ServeJobOptions
 }
 
 const jobHelp = `Usage: cnpg-preflight job --cluster NAME -n NS [--image IMG] [--service-account SA] [--schedule CRON]
@@ -60,6 +62,8 @@ func parseJob(args []string, stdout io.Writer) (*JobOptions, error) {
 	fs.StringVar(&o.Image, "image", "cnpg-preflight:"+version(), "container image of cnpg-preflight (see deploy/Dockerfile)")
 	fs.StringVar(&o.ServiceAccount, "service-account", "", "run as this ServiceAccount (printed with the Cluster's serviceAccountTemplate annotations) instead of the Cluster's own")
 	fs.StringVar(&o.Schedule, "schedule", "", "print a CronJob with this schedule instead of a Job")
+	fs.BoolVar(&o.Events, "events", false, "the check records a Kubernetes Event on the Cluster when its verdict changes (and the Role allows it)")
+	serveJobFlags(fs, &o.Serve)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			io.WriteString(stdout, jobHelp+fs.FlagUsages())
@@ -67,7 +71,10 @@ func parseJob(args []string, stdout io.Writer) (*JobOptions, error) {
 		}
 		return nil, &UsageError{Msg: err.Error()}
 	}
-	if o.Kube.Cluster == "" {
+	if err := checkServeJob(fs, o); err != nil {
+		return nil, err
+	}
+	if o.Kube.Cluster == "" && !o.Serve.Enabled {
 		return nil, &UsageError{Msg: "job needs --cluster NAME"}
 	}
 	if fs.NArg() > 0 {
@@ -79,6 +86,9 @@ func parseJob(args []string, stdout io.Writer) (*JobOptions, error) {
 
 // RunJob prints the manifests for one Cluster.
 func RunJob(ctx context.Context, f *Factory, o *JobOptions) error {
+	if o.Serve.Enabled {
+		return runServeJob(ctx, f, o)
+	}
 	ns := o.Namespace
 	if len(o.Files) > 0 && ns == "" {
 		ns = "default"
@@ -98,6 +108,9 @@ func RunJob(ctx context.Context, f *Factory, o *JobOptions) error {
 		return &UsageError{Msg: fmt.Sprintf("Cluster %s/%s not found", ns, o.Kube.Cluster)}
 	}
 	m := JobManifests(cl, set, f.Registry, o.Image, o.ServiceAccount, o.Schedule)
+	if o.Events {
+		m = withEvents(m, cl, o.ServiceAccount)
+	}
 	_, err = io.WriteString(f.IO.Out, m)
 	return err
 }

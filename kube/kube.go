@@ -217,6 +217,13 @@ func add(set *manifest.Set, u *unstructured.Unstructured) error {
 	return set.Add(manifest.LivePrefix+u.GetKind()+" "+u.GetNamespace()+"/"+u.GetName(), b, u.GetNamespace())
 }
 
+// Forget drops the Secrets read so far: the next lookups read them again (serve, each round).
+func (c *Client) Forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.secrets = map[string]*secretResult{}
+}
+
 // Secrets returns a lookup that GETs each referenced Secret once (never a list of all Secrets),
 // bounded by the context of the first target that needs it.
 func (c *Client) Secrets(namespace string) providers.SecretLookup {
