@@ -209,21 +209,14 @@ func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
 	fs.BoolVar(&o.NoColor, "no-color", false, "no colours in the table (also: NO_COLOR set)")
 	fs.BoolVar(&o.Offline, "offline", false, "config and credentials checks only, without any network access (a lint)")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log each check and HTTP request (method, host, path, status) to stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			io.WriteString(stdout, checkHelp+fs.FlagUsages())
-			return nil, err
-		}
-		return nil, &UsageError{Msg: err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return nil, &UsageError{Msg: fmt.Sprintf("unexpected argument %q (manifests are given with -f)", fs.Arg(0))}
+	if err := parseFlags(fs, args, checkHelp, stdout); err != nil {
+		return nil, err
 	}
 	if err := checkInput(o.Files, &o.Namespace, &o.Kube); err != nil {
 		return nil, err
 	}
 	if o.Events && len(o.Files) > 0 {
-		return nil, &UsageError{Msg: "--events records Events on live Clusters: read them with --cluster, -n or -A, not -f"}
+		return nil, &UsageError{Msg: eventsNeedLive}
 	}
 	valid := false
 	for _, f := range report.Formats {
@@ -232,15 +225,40 @@ func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
 	if !valid {
 		return nil, &UsageError{Msg: fmt.Sprintf("unknown output format %q (want %s)", o.Output, text.Join(report.Formats, "or"))}
 	}
-	if o.Timeout <= 0 {
-		return nil, &UsageError{Msg: "--timeout must be positive"}
-	}
-	if o.Concurrency < 1 {
-		return nil, &UsageError{Msg: "--concurrency must be at least 1"}
+	if err := checkLimits(o.Timeout, o.Concurrency); err != nil {
+		return nil, err
 	}
 	o.Kube.Timeout = o.Timeout
 	return o, nil
 }
+
+// parseFlags parses a command's flags: --help prints help and the flags (pflag.ErrHelp); a bad
+// flag or a stray argument is a UsageError.
+func parseFlags(fs *pflag.FlagSet, args []string, help string, stdout io.Writer) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			io.WriteString(stdout, help+fs.FlagUsages())
+			return err
+		}
+		return &UsageError{Msg: err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return &UsageError{Msg: fmt.Sprintf("unexpected argument %q (manifests are given with -f)", fs.Arg(0))}
+	}
+	return nil
+}
+
+func checkLimits(timeout time.Duration, concurrency int) error {
+	if timeout <= 0 {
+		return &UsageError{Msg: "--timeout must be positive"}
+	}
+	if concurrency < 1 {
+		return &UsageError{Msg: "--concurrency must be at least 1"}
+	}
+	return nil
+}
+
+const eventsNeedLive = "--events records Events on live Clusters: read them with --cluster, -n or -A, not -f"
 
 // inputFlags are the flags that say what to read: files, or kubectl's connection flags.
 func inputFlags(fs *pflag.FlagSet, files *[]string, namespace *string, ko *kube.Options) {

@@ -25,12 +25,13 @@ type JobOptions struct {
 	Image          string
 	ServiceAccount string
 	Schedule       string // a CronJob instead of a Job
-	Events         bool   // the check records Events on the Cluster (and may)
+	Events         bool   // --events: the check records Events on the Cluster, and the Role allows it
 	Serve          ServeJobOptions
 }
 
-const jobHelp = `Usage: cnpg-preflight job --cluster NAME -n NS [--image IMG] [--service-account SA] [--schedule CRON]
+const jobHelp = `Usage: cnpg-preflight job --cluster NAME -n NS [--image IMG] [--service-account SA] [--schedule CRON] [--events]
        cnpg-preflight job --cluster NAME -f cluster.yaml [...]
+       cnpg-preflight job --serve -n NS [--cluster NAME] [--interval 15m] [--listen :8080] [--service-monitor]
 
 Prints the manifests that run "cnpg-preflight check --cluster NAME" inside Kubernetes with the least
 privilege: a Role granting only get on that Cluster, on the ObjectStores it uses and on the Secrets it
@@ -44,8 +45,11 @@ Examples:
   kubectl -n db wait --for=condition=complete job/cnpg-preflight-pg-main --timeout=120s
   kubectl -n db get pod -l job-name=cnpg-preflight-pg-main -o jsonpath='{..terminated.message}'
 
-  # re-validate every night at 03:00
-  cnpg-preflight job --cluster pg-main -n db --schedule "0 3 * * *" | kubectl apply -f -
+  # re-validate every night at 03:00, with an Event on the Cluster when the verdict changes
+  cnpg-preflight job --cluster pg-main -n db --schedule "0 3 * * *" --events | kubectl apply -f -
+
+  # keep checking every Cluster of the namespace: serve as a Deployment, with metrics and Events
+  cnpg-preflight job --serve -n db --service-monitor | kubectl apply -f -
 
 Flags:
 `
@@ -54,7 +58,7 @@ func parseJob(args []string, stdout io.Writer) (*JobOptions, error) {
 	o := &JobOptions{}
 	fs := pflag.NewFlagSet("job", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.Kube.Cluster, "cluster", "", "the Cluster to check (required)")
+	fs.StringVar(&o.Kube.Cluster, "cluster", "", "the Cluster to check (required, except with --serve: then every Cluster of the namespace)")
 	fs.StringVarP(&o.Namespace, "namespace", "n", "", "the Cluster's namespace (default: the context's, or \"default\" with -f)")
 	fs.StringArrayVarP(&o.Files, "filename", "f", nil, "read the Cluster (and its ObjectStores) from manifests instead of the live cluster")
 	fs.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "kubeconfig file")

@@ -195,6 +195,8 @@ spec:
         env:
         - name: POD_NAME
           valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        - name: GOMEMLIMIT # the Go runtime collects before the container's limit is reached
+          value: 200MiB
         ports:
         - {name: metrics, containerPort: {{.Port}}}
         readinessProbe:
@@ -205,7 +207,7 @@ spec:
           periodSeconds: 30
           failureThreshold: 3
         resources:
-          requests: {cpu: 20m, memory: 64Mi}
+          requests: {cpu: 20m, memory: 96Mi}
           limits: {memory: 256Mi}
         securityContext:
           allowPrivilegeEscalation: false

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -69,28 +68,20 @@ func parseServe(args []string, stdout io.Writer) (*ServeOptions, error) {
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "time limit for all checks of one target (and for each Kubernetes API request)")
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "targets checked at once")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log each check and HTTP request (method, host, path, status) to stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			io.WriteString(stdout, serveHelp+fs.FlagUsages())
-			return nil, err
-		}
-		return nil, &UsageError{Msg: err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return nil, &UsageError{Msg: fmt.Sprintf("unexpected argument %q (manifests are given with -f)", fs.Arg(0))}
+	if err := parseFlags(fs, args, serveHelp, stdout); err != nil {
+		return nil, err
 	}
 	if err := checkInput(o.Files, &o.Namespace, &o.Kube); err != nil {
 		return nil, err
 	}
+	if err := checkLimits(o.Timeout, o.Concurrency); err != nil {
+		return nil, err
+	}
 	switch {
 	case len(o.Files) > 0 && fs.Changed("events") && o.Events:
-		return nil, &UsageError{Msg: "--events records Events on live Clusters: read them with --cluster, -n or -A, not -f"}
+		return nil, &UsageError{Msg: eventsNeedLive}
 	case o.Interval < time.Second:
 		return nil, &UsageError{Msg: "--interval must be at least 1s"}
-	case o.Timeout <= 0:
-		return nil, &UsageError{Msg: "--timeout must be positive"}
-	case o.Concurrency < 1:
-		return nil, &UsageError{Msg: "--concurrency must be at least 1"}
 	}
 	if len(o.Files) > 0 {
 		o.Events = false

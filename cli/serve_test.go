@@ -1,15 +1,9 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"io"
-	"net/http"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -17,99 +11,6 @@ import (
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 	"github.com/cnpg-preflight/cnpg-preflight/report"
 )
-
-// syncBuffer is a bytes.Buffer the serve loop and the test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// serve with files: rounds every --interval, /metrics and the probes, and a clean stop when the
-// context ends (a signal), exit 0. The Cluster fails its config check: no network is needed.
-func TestServeFilesRoundsAndStops(t *testing.T) {
-	var errb syncBuffer
-	f := NewFactory(&IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: &errb, Getenv: func(string) string { return "" }})
-	ctx, cancel := context.WithCancelCause(context.Background())
-	done := make(chan int)
-	go func() {
-		done <- MainContext(ctx, f, []string{"serve", "-f", "../testdata/bad/57-unknown-field-endpointUrl.yaml", "--listen", "127.0.0.1:0", "--interval", "1s"})
-	}()
-	addr := regexp.MustCompile(`on (127\.0\.0\.1:\d+);`)
-	var base string
-	for i := 0; i < 100 && base == ""; i++ {
-		if m := addr.FindStringSubmatch(errb.String()); m != nil {
-			base = "http://" + m[1]
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if base == "" {
-		t.Fatalf("no listen address logged:\n%s", errb.String())
-	}
-	var body string
-	for i := 0; i < 100; i++ { // three rounds, one a second
-		_, body = httpGet(t, base+"/metrics")
-		if strings.Contains(body, "cnpg_preflight_rounds_total 3") {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for _, want := range []string{
-		"cnpg_preflight_rounds_total 3",
-		`cnpg_preflight_check_status{check="config",cnpg_cluster="pg",namespace="default",role="backup",status="fail",target="default/pg/backup"} 1`,
-		`cnpg_preflight_check_status{check="write",cnpg_cluster="pg",namespace="default",role="backup",status="skip",target="default/pg/backup"} 1`,
-		`cnpg_preflight_target_failed{cnpg_cluster="pg",namespace="default",role="backup",target="default/pg/backup"} 1`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %s\n%s", want, body)
-		}
-	}
-	if code, _ := httpGet(t, base+"/readyz"); code != 200 {
-		t.Errorf("readyz: %d", code)
-	}
-	if code, _ := httpGet(t, base+"/healthz"); code != 200 {
-		t.Errorf("healthz: %d", code)
-	}
-	cancel(context.Canceled)
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("exit %d after the signal", code)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not stop")
-	}
-	log := errb.String()
-	// the verdict is logged once (it did not change), each round once
-	if n := strings.Count(log, "default/pg/backup: backup"); n != 1 || strings.Count(log, "round done: 1 target(s), 1 failing") < 3 || !strings.Contains(log, " stopped: ") {
-		t.Errorf("log:\n%s", log)
-	}
-	if _, err := http.Get(base + "/metrics"); err == nil {
-		t.Error("still serving after the stop")
-	}
-}
 
 func TestEventNote(t *testing.T) {
 	tg := &report.Target{ID: "db/pg/backup", Role: "backup", DestinationPath: "s3://b/p", ServerName: "pg", Checks: []report.Check{

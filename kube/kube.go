@@ -46,10 +46,14 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// Error is an API problem that stops the run (exit 2).
-type Error struct{ Msg string }
+// Error is an API problem: it stops the run (exit 2), or, reading a Secret, fails the target's
+// credentials check with Fix as the remediation.
+type Error struct{ Msg, Fix string }
 
 func (e *Error) Error() string { return e.Msg }
+
+// Remediation is what to do about it ("" when nothing specific).
+func (e *Error) Remediation() string { return e.Fix }
 
 // Client reads from one API server.
 type Client struct {
@@ -242,6 +246,10 @@ func (c *Client) Secrets(namespace string) providers.SecretLookup {
 					r.err = providers.SecretNotFound(namespace, name)
 				} else {
 					r.err = c.apiError("get", "secrets", namespace, name, err)
+					if e, ok := r.err.(*Error); ok && apierrors.IsForbidden(err) {
+						e.Fix = fmt.Sprintf("let the identity get Secret %q in namespace %s: add it to the resourceNames of the Role's secrets rule "+
+							"(re-run cnpg-preflight job, or job --serve, and kubectl apply its output)", name, namespace)
+					}
 				}
 				return
 			}

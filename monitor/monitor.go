@@ -6,6 +6,7 @@
 package monitor
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cnpg-preflight/cnpg-preflight/report"
 )
@@ -69,7 +71,15 @@ type State struct {
 	version string
 	now     func() time.Time
 
+	// Scrapes are served from the metric families gathered once per change (a round, an Event):
+	// 100 targets are ~6000 series, which would otherwise be rebuilt and sorted on every scrape.
+	cacheMu  sync.Mutex
+	inner    *prometheus.Registry
+	cached   []*dto.MetricFamily
+	cacheGen uint64
+
 	mu              sync.Mutex
+	gen             uint64 // bumped by every change of what Collect reports
 	targets         []target
 	requests        map[string]float64 // by target ID, cumulative
 	rounds          float64
@@ -84,7 +94,27 @@ type State struct {
 
 // NewState returns an empty State; version is the build_info label.
 func NewState(version string) *State {
-	return &State{version: version, now: time.Now, requests: map[string]float64{}, events: map[string]float64{}}
+	s := &State{version: version, now: time.Now, requests: map[string]float64{}, events: map[string]float64{}, inner: prometheus.NewRegistry(), gen: 1}
+	s.inner.MustRegister(s)
+	return s
+}
+
+// Gather implements prometheus.Gatherer: the metrics of Collect, gathered again only when they
+// changed. The families returned are shared and must not be modified (promhttp does not).
+func (s *State) Gather() ([]*dto.MetricFamily, error) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	s.mu.Lock()
+	gen := s.gen
+	s.mu.Unlock()
+	if gen != s.cacheGen {
+		mfs, err := s.inner.Gather()
+		if err != nil {
+			return nil, err
+		}
+		s.cached, s.cacheGen = mfs, gen
+	}
+	return s.cached, nil
 }
 
 // Expect tells the watchdog that the loop will report again within d.
@@ -110,6 +140,7 @@ func (s *State) RoundDone(m *report.Matrix, start time.Time) {
 	s.rounds++
 	s.lastRound, s.roundDuration = now, now.Sub(start)
 	s.ready = true
+	s.gen++
 }
 
 // DiscoveryFailed counts a round that could not read its input.
@@ -117,12 +148,14 @@ func (s *State) DiscoveryFailed() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.discoveryErrors++
+	s.gen++
 }
 
 // EventRecorded counts an Event recorded (err nil) or one that could not be.
 func (s *State) EventRecorded(reason string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.gen++
 	if err != nil {
 		s.eventErrors++
 		return
@@ -203,10 +236,18 @@ func (s *State) Collect(ch chan<- prometheus.Metric) {
 // Handler serves /metrics (this State plus the Go runtime and process metrics), /healthz (the
 // check loop makes progress) and /readyz (a round has finished and the process is not stopping).
 func (s *State) Handler() http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(s, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	runtime := prometheus.NewRegistry()
+	runtime.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	// Not prometheus.Gatherers: it would re-check and re-sort every cached series on each scrape;
+	// the two sets of families are valid and sorted, and their names (go_, process_, promhttp_ and
+	// cnpg_preflight_) never meet.
+	both := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		rt, err := runtime.Gather()
+		own, err2 := s.Gather()
+		return append(append(make([]*dto.MetricFamily, 0, len(rt)+len(own)), rt...), own...), errors.Join(err, err2)
+	})
+	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(runtime, promhttp.HandlerFor(both, promhttp.HandlerOpts{
 		MaxRequestsInFlight: 4, Timeout: 30 * time.Second, ErrorHandling: promhttp.ContinueOnError})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()
