@@ -27,8 +27,9 @@ const (
 	ReasonPassed    = "PreflightPassed"
 	EventController = "cnpg-preflight"
 	EventAction     = "Check"
-	// LabelTarget carries a hash of the target ID (label values are limited to 63 characters);
-	// the annotation of the same name holds the ID itself.
+	// LabelTarget carries a hash of the target ID and the Cluster's uid (label values are limited
+	// to 63 characters; a Cluster made again under the same name starts a new history); the
+	// annotation of the same name holds the ID itself.
 	LabelTarget  = "cnpg-preflight.io/target"
 	LabelVerdict = "cnpg-preflight.io/verdict" // failed or passed
 	noteLimit    = 1024                        // the API server's limit for note, in bytes
@@ -55,7 +56,7 @@ type Recorder struct {
 	now      func() time.Time
 
 	mu    sync.Mutex
-	known map[string]*history // by target ID
+	known map[string]*history // by targetHash
 }
 
 type history struct {
@@ -80,15 +81,18 @@ func hash16(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
+// targetHash identifies a target of one Cluster incarnation (its uid).
+func targetHash(v Verdict) string { return hash16(v.Target, v.UID) }
+
 // EventName is the name of the Event recorded for v: the Cluster's name and a hash of the
-// target, the reason and the note, so that a repeated Event is the same object.
+// target, the Cluster's uid, the reason and the note, so that a repeated Event is the same object.
 func EventName(v Verdict) string {
 	reason, _ := reasonOf(v)
 	c := v.Cluster
 	if len(c) > 253-17 {
 		c = c[:253-17]
 	}
-	return c + "." + hash16(v.Target, reason, note(v))
+	return c + "." + hash16(v.Target, v.UID, reason, note(v))
 }
 
 func reasonOf(v Verdict) (reason, typ string) {
@@ -112,13 +116,13 @@ func verdictLabel(failed bool) string {
 func (r *Recorder) Observe(ctx context.Context, v Verdict) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	h := r.known[v.Target]
+	h := r.known[targetHash(v)]
 	if h == nil {
 		var err error
 		if h, err = r.load(ctx, v); err != nil {
 			return false, err
 		}
-		r.known[v.Target] = h
+		r.known[targetHash(v)] = h
 	}
 	if h.failed != nil && *h.failed == v.Failed {
 		return false, nil
@@ -173,7 +177,7 @@ func (r *Recorder) event(v Verdict, name string, now metav1.MicroTime) *unstruct
 		"metadata": map[string]any{
 			"name":        name,
 			"namespace":   v.Namespace,
-			"labels":      map[string]any{"app.kubernetes.io/name": "cnpg-preflight", LabelTarget: hash16(v.Target), LabelVerdict: verdictLabel(v.Failed)},
+			"labels":      map[string]any{"app.kubernetes.io/name": "cnpg-preflight", LabelTarget: targetHash(v), LabelVerdict: verdictLabel(v.Failed)},
 			"annotations": map[string]any{LabelTarget: v.Target},
 		},
 		"eventTime":           eventTime,
@@ -190,7 +194,7 @@ func (r *Recorder) event(v Verdict, name string, now metav1.MicroTime) *unstruct
 // load reads the Events recorded for v's target before: their occurrence counts and the
 // verdict of the newest.
 func (r *Recorder) load(ctx context.Context, v Verdict) (*history, error) {
-	l, err := r.c.dyn.Resource(EventsGVR).Namespace(v.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelTarget + "=" + hash16(v.Target)})
+	l, err := r.c.dyn.Resource(EventsGVR).Namespace(v.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelTarget + "=" + targetHash(v)})
 	if err != nil {
 		return nil, r.c.apiError("list", "events.events.k8s.io", v.Namespace, "", err)
 	}
