@@ -207,8 +207,13 @@ func (s *server) round(ctx context.Context) bool {
 	}
 	m := checks.Execute(ctx, ts, checks.Options{Registry: s.f.Registry, Resolver: s.f.Resolver, ReadOnly: !s.o.WriteProbes,
 		Timeout: s.o.Timeout, Concurrency: s.o.Concurrency, Logf: logf})
-	if ctx.Err() != nil {
-		return true // interrupted: a partial matrix is not published
+	if ctx.Err() != nil { // interrupted: a partial matrix is not published, its leftovers are named
+		for _, t := range m.Targets {
+			for _, k := range t.Leftovers {
+				s.logf("%s: probe object left behind by the interrupted round: %s", t.ID, k)
+			}
+		}
+		return true
 	}
 	s.st.RoundDone(m, start)
 	failed := 0
