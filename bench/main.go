@@ -56,6 +56,7 @@ type results struct {
 	Concurrency []stat             `json:"concurrencyChoice"`
 	Lint        stat               `json:"lint"`
 	Hostile     []stat             `json:"hostileStreams"`
+	Serve       *serveStat         `json:"serve,omitempty"`
 }
 
 var env = map[string]string{}
@@ -98,6 +99,17 @@ func run() error {
 	bucket := "bench-" + fmt.Sprint(time.Now().Unix())
 	mc(tmp, "mb", "local/"+bucket)
 	defer mc(tmp, "rb", "--force", "local/"+bucket)
+	if len(os.Args) > 2 && os.Args[2] == "serve" { // only the serve measurement, into the last results
+		b, err := os.ReadFile(filepath.Join(out, "results.json"))
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &res); err != nil {
+			return err
+		}
+		res.Serve = benchServe(bin, tmp, bucket, endpoint)
+		return write(out, res)
+	}
 
 	// 1. One target, full matrix, vs barman-cloud-check-wal-archive and the AWS CLI script.
 	one := filepath.Join(tmp, "one.yaml")
@@ -202,6 +214,12 @@ aws --endpoint-url %s s3 rm s3://%s/aws/probe.txt >/dev/null
 	// 6. Hostile endpoints: time to the verdict and peak RSS under endless or lying answers.
 	res.Hostile = hostileStreams(bin, tmp)
 
+	// 7. serve: steady state with 100 targets at a 1-minute interval.
+	res.Serve = benchServe(bin, tmp, bucket, endpoint)
+	return write(out, res)
+}
+
+func write(out string, res results) error {
 	os.MkdirAll(out, 0o755)
 	b, _ := json.MarshalIndent(res, "", "  ")
 	must(os.WriteFile(filepath.Join(out, "results.json"), append(b, '\n'), 0o644))
@@ -379,5 +397,17 @@ func measurements(r results) string {
 		fmt.Fprintf(&b, "| %d | %.0f | %.1f |\n", s.Concurrent, s.WallMs, s.RSSMiB)
 	}
 	fmt.Fprintf(&b, "\n## Lint only\n\n`--offline` on 500 Clusters: %.1f ms wall, %.1f MiB peak RSS.\n", r.Lint.WallMs, r.Lint.RSSMiB)
+	if s := r.Serve; s != nil {
+		fmt.Fprintf(&b, "\n## serve, steady state\n\n%s: %d targets, `--interval %s` (read-only rounds), /metrics scraped every %s; measured from the end of round 2 over %s (%d rounds; %d in all).\n\n",
+			s.Date, s.Targets, s.Interval, s.ScrapeEvery, s.Window, s.RoundsInWindow, s.Rounds)
+		b.WriteString("| | value |\n|---|---|\n")
+		fmt.Fprintf(&b, "| CPU per minute | %.0f ms (%.2f %% of one core) |\n", s.CPUmsPerMinute, s.CPUPercent)
+		fmt.Fprintf(&b, "| RSS at the end / mean / peak | %.1f / %.1f / %.1f MiB |\n", s.RSSMiB, s.RSSMeanMiB, s.PeakRSSMiB)
+		fmt.Fprintf(&b, "| Go heap in use (end) | %.1f MiB |\n", s.HeapMiB)
+		fmt.Fprintf(&b, "| one round (last) | %.0f ms |\n", s.RoundMs)
+		fmt.Fprintf(&b, "| first round done (start → ready) | %.0f ms |\n", s.ReadyMs)
+		fmt.Fprintf(&b, "| /metrics | %d series, %d KiB, %.1f ms per scrape |\n", s.Series, s.ScrapeKiB, s.ScrapeMs)
+		fmt.Fprintf(&b, "| stop after SIGTERM | %.0f ms, exit %d |\n", s.StopMs, s.Exit)
+	}
 	return b.String()
 }

@@ -115,8 +115,18 @@ func TestBadInputMadeAtRunTime(t *testing.T) {
 		{"no input", []string{"check"}, "cnpg-preflight: no input: give manifests with -f PATH (a file, a directory or - for stdin), or read a live cluster with --cluster NAME, -n NAMESPACE or -A"},
 		{"bad output", []string{"check", "-f", "x", "-o", "yaml"}, `cnpg-preflight: unknown output format "yaml" (want table, json, junit or markdown)`},
 		{"bad timeout", []string{"check", "-f", "x", "--timeout", "soon"}, `cnpg-preflight: invalid argument "soon" for "--timeout" flag: must be a duration like "30s" or "5m"`},
-		{"unknown command", []string{"lint"}, `cnpg-preflight: unknown command "lint" (want check, job or version; see --help)`},
+		{"unknown command", []string{"lint"}, `cnpg-preflight: unknown command "lint" (want check, serve, job or version; see --help)`},
 		{"stray argument", []string{"check", "-f", "x", "extra"}, `cnpg-preflight: unexpected argument "extra" (manifests are given with -f)`},
+		{"check --events with files", []string{"check", "-f", "x", "--events"}, "cnpg-preflight: --events records Events on live Clusters: read them with --cluster, -n or -A, not -f"},
+		{"serve without input", []string{"serve"}, "cnpg-preflight: no input: give manifests with -f PATH (a file, a directory or - for stdin), or read a live cluster with --cluster NAME, -n NAMESPACE or -A"},
+		{"serve missing file", []string{"serve", "-f", filepath.Join(dir, "nope.yaml")}, "cnpg-preflight: " + filepath.Join(dir, "nope.yaml") + ": no such file or directory"},
+		{"serve short interval", []string{"serve", "-f", "x", "--interval", "10ms"}, "cnpg-preflight: --interval must be at least 1s"},
+		{"serve --events with files", []string{"serve", "-f", "x", "--events"}, "cnpg-preflight: --events records Events on live Clusters: read them with --cluster, -n or -A, not -f"},
+		{"serve bad listen address", []string{"serve", "-f", "../testdata/bad/57-unknown-field-endpointUrl.yaml", "--listen", "127.0.0.1:99999"}, "cnpg-preflight: --listen 127.0.0.1:99999: listen tcp: address 99999: invalid port"},
+		{"serve no target", []string{"serve", "-f", dup + "/a.yaml"}, "cnpg-preflight: no Cluster with an object-store configuration found in " + dup + "/a.yaml (read 1 Cluster(s))"},
+		{"job serve flag without --serve", []string{"job", "--cluster", "pg", "-f", "x", "--interval", "1m"}, "cnpg-preflight: --interval goes with --serve"},
+		{"job --serve and --schedule", []string{"job", "--serve", "-f", "x", "--schedule", "@daily"}, "cnpg-preflight: --schedule makes a CronJob; --serve a Deployment: use one or the other"},
+		{"job --serve bad listen", []string{"job", "--serve", "-f", "x", "--listen", "8080"}, `cnpg-preflight: --listen "8080": want HOST:PORT or :PORT`},
 	}
 	if os.Geteuid() != 0 { // root reads everything
 		unreadable := filepath.Join(dir, "secret.yaml")

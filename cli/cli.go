@@ -86,12 +86,17 @@ Usage:
   cnpg-preflight check -f PATH [-f PATH ...] [flags]     manifests from files
   cnpg-preflight check --cluster NAME [-n NS] [flags]    one Cluster of a live cluster
   cnpg-preflight check -n NS | -A [flags]                every Cluster of a namespace / all namespaces
+  cnpg-preflight serve -n NS | --cluster NAME | -A | -f PATH [flags]
+                                                         keep checking; Prometheus metrics, Events
   cnpg-preflight job --cluster NAME -n NS [flags]        print RBAC + Job manifests to run the check in-cluster
+  cnpg-preflight job --serve -n NS [flags]               print RBAC + Deployment + Service to run serve in-cluster
   cnpg-preflight version
 
 Commands:
   check     probe every object-store target of the Clusters (files or a live cluster)
-  job       print ServiceAccount/Role/RoleBinding/Job (or CronJob) manifests for one Cluster
+  serve     re-check every interval; /metrics, /healthz, /readyz; Events on verdict changes
+  job       print ServiceAccount/Role/RoleBinding/Job (or CronJob) manifests for one Cluster,
+            or with --serve the Deployment, its RBAC and a Service
   version   print the version
 
 Run 'cnpg-preflight check --help' for the flags and examples.
@@ -101,7 +106,7 @@ Run 'cnpg-preflight check --help' for the flags and examples.
 func Run(ctx context.Context, f *Factory, args []string) error {
 	if len(args) == 0 {
 		io.WriteString(f.IO.ErrOut, usage)
-		return &UsageError{Msg: "missing command (check or version)"}
+		return &UsageError{Msg: "missing command (check, serve, job or version)"}
 	}
 	switch args[0] {
 	case "check":
@@ -110,6 +115,12 @@ func Run(ctx context.Context, f *Factory, args []string) error {
 			return err
 		}
 		return RunCheck(ctx, f, o)
+	case "serve":
+		o, err := parseServe(args[1:], f.IO.Out)
+		if err != nil {
+			return err
+		}
+		return RunServe(ctx, f, o)
 	case "job":
 		o, err := parseJob(args[1:], f.IO.Out)
 		if err != nil {
@@ -123,7 +134,7 @@ func Run(ctx context.Context, f *Factory, args []string) error {
 		_, err := io.WriteString(f.IO.Out, usage)
 		return err
 	}
-	return &UsageError{Msg: fmt.Sprintf("unknown command %q (want check, job or version; see --help)", args[0])}
+	return &UsageError{Msg: fmt.Sprintf("unknown command %q (want check, serve, job or version; see --help)", args[0])}
 }
 
 func version() string {
@@ -148,6 +159,7 @@ type CheckOptions struct {
 	Offline     bool
 	Verbose     bool
 	Kube        kube.Options // live input: --cluster, -A, --kubeconfig, --context (and -n)
+	Events      bool         // record an Event on the Cluster when a target's verdict changes
 	// TerminationLog receives a short summary when running in a Pod (KUBERNETES_SERVICE_HOST set).
 	TerminationLog string
 }
@@ -190,12 +202,8 @@ func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
 	o := &CheckOptions{}
 	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringArrayVarP(&o.Files, "filename", "f", nil, "manifest file, directory (*.yaml, *.yml, *.json) or - for stdin; repeatable")
-	fs.StringVarP(&o.Namespace, "namespace", "n", "", "files: namespace of objects that name none (default \"default\"); live: the namespace to read (default: the context's)")
-	fs.StringVar(&o.Kube.Cluster, "cluster", "", "live: check this Cluster")
-	fs.BoolVarP(&o.Kube.AllNamespaces, "all-namespaces", "A", false, "live: check the Clusters of every namespace")
-	fs.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "live: kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the in-cluster config in a Pod)")
-	fs.StringVar(&o.Kube.Context, "context", "", "live: kubeconfig context")
+	inputFlags(fs, &o.Files, &o.Namespace, &o.Kube)
+	fs.BoolVar(&o.Events, "events", false, "live: record a Kubernetes Event on the Cluster when a target's verdict changes (see README)")
 	fs.StringVar(&o.TerminationLog, "termination-log", "/dev/termination-log", "in a Pod, where the summary for kubectl get pod goes")
 	fs.StringVarP(&o.Output, "output", "o", "table", "output format: "+text.Join(report.Formats, "or"))
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "time limit for all checks of one target")
@@ -204,28 +212,14 @@ func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
 	fs.BoolVar(&o.NoColor, "no-color", false, "no colours in the table (also: NO_COLOR set)")
 	fs.BoolVar(&o.Offline, "offline", false, "config and credentials checks only, without any network access (a lint)")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log each check and HTTP request (method, host, path, status) to stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			io.WriteString(stdout, checkHelp+fs.FlagUsages())
-			return nil, err
-		}
-		return nil, &UsageError{Msg: err.Error()}
+	if err := parseFlags(fs, args, checkHelp, stdout); err != nil {
+		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, &UsageError{Msg: fmt.Sprintf("unexpected argument %q (manifests are given with -f)", fs.Arg(0))}
+	if err := checkInput(o.Files, &o.Namespace, &o.Kube); err != nil {
+		return nil, err
 	}
-	live := o.Kube.Cluster != "" || o.Kube.AllNamespaces || o.Kube.Kubeconfig != "" || o.Kube.Context != ""
-	switch {
-	case len(o.Files) > 0 && live:
-		return nil, &UsageError{Msg: "-f reads manifest files; --cluster, -A, --kubeconfig and --context read a live cluster: use one or the other"}
-	case len(o.Files) == 0 && !live && o.Namespace == "":
-		return nil, &UsageError{Msg: "no input: give manifests with -f PATH (a file, a directory or - for stdin), or read a live cluster with --cluster NAME, -n NAMESPACE or -A"}
-	case o.Kube.AllNamespaces && o.Kube.Cluster != "":
-		return nil, &UsageError{Msg: "--cluster and -A cannot be combined"}
-	}
-	o.Kube.Namespace = o.Namespace
-	if len(o.Files) > 0 && o.Namespace == "" {
-		o.Namespace = "default"
+	if o.Events && len(o.Files) > 0 {
+		return nil, &UsageError{Msg: eventsNeedLive}
 	}
 	valid := false
 	for _, f := range report.Formats {
@@ -234,14 +228,67 @@ func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
 	if !valid {
 		return nil, &UsageError{Msg: fmt.Sprintf("unknown output format %q (want %s)", o.Output, text.Join(report.Formats, "or"))}
 	}
-	if o.Timeout <= 0 {
-		return nil, &UsageError{Msg: "--timeout must be positive"}
-	}
-	if o.Concurrency < 1 {
-		return nil, &UsageError{Msg: "--concurrency must be at least 1"}
+	if err := checkLimits(o.Timeout, o.Concurrency); err != nil {
+		return nil, err
 	}
 	o.Kube.Timeout = o.Timeout
 	return o, nil
+}
+
+// parseFlags parses a command's flags: --help prints help and the flags (pflag.ErrHelp); a bad
+// flag or a stray argument is a UsageError.
+func parseFlags(fs *pflag.FlagSet, args []string, help string, stdout io.Writer) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			io.WriteString(stdout, help+fs.FlagUsages())
+			return err
+		}
+		return &UsageError{Msg: err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return &UsageError{Msg: fmt.Sprintf("unexpected argument %q (manifests are given with -f)", fs.Arg(0))}
+	}
+	return nil
+}
+
+func checkLimits(timeout time.Duration, concurrency int) error {
+	if timeout <= 0 {
+		return &UsageError{Msg: "--timeout must be positive"}
+	}
+	if concurrency < 1 {
+		return &UsageError{Msg: "--concurrency must be at least 1"}
+	}
+	return nil
+}
+
+const eventsNeedLive = "--events records Events on live Clusters: read them with --cluster, -n or -A, not -f"
+
+// inputFlags are the flags that say what to read: files, or kubectl's connection flags.
+func inputFlags(fs *pflag.FlagSet, files *[]string, namespace *string, ko *kube.Options) {
+	fs.StringArrayVarP(files, "filename", "f", nil, "manifest file, directory (*.yaml, *.yml, *.json) or - for stdin; repeatable")
+	fs.StringVarP(namespace, "namespace", "n", "", "files: namespace of objects that name none (default \"default\"); live: the namespace to read (default: the context's)")
+	fs.StringVar(&ko.Cluster, "cluster", "", "live: check this Cluster")
+	fs.BoolVarP(&ko.AllNamespaces, "all-namespaces", "A", false, "live: check the Clusters of every namespace")
+	fs.StringVar(&ko.Kubeconfig, "kubeconfig", "", "live: kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the in-cluster config in a Pod)")
+	fs.StringVar(&ko.Context, "context", "", "live: kubeconfig context")
+}
+
+// checkInput validates the input flags and settles the namespace (files: "default" when none).
+func checkInput(files []string, namespace *string, ko *kube.Options) error {
+	live := ko.Cluster != "" || ko.AllNamespaces || ko.Kubeconfig != "" || ko.Context != ""
+	switch {
+	case len(files) > 0 && live:
+		return &UsageError{Msg: "-f reads manifest files; --cluster, -A, --kubeconfig and --context read a live cluster: use one or the other"}
+	case len(files) == 0 && !live && *namespace == "":
+		return &UsageError{Msg: "no input: give manifests with -f PATH (a file, a directory or - for stdin), or read a live cluster with --cluster NAME, -n NAMESPACE or -A"}
+	case ko.AllNamespaces && ko.Cluster != "":
+		return &UsageError{Msg: "--cluster and -A cannot be combined"}
+	}
+	ko.Namespace = *namespace
+	if len(files) > 0 && *namespace == "" {
+		*namespace = "default"
+	}
+	return nil
 }
 
 // RunCheck reads the manifests (or the live cluster), runs the checks and renders the matrix.
@@ -292,6 +339,13 @@ func RunCheck(ctx context.Context, f *Factory, o *CheckOptions) error {
 	if io.getenv("KUBERNETES_SERVICE_HOST") != "" {
 		writeTerminationLog(o.TerminationLog, m)
 	}
+	if o.Events && in.live != nil && ctx.Err() == nil {
+		recordEvents(ctx, in.live.Recorder(instance(io)), m, set, func(v kube.Verdict, err error) {
+			if err != nil {
+				fmt.Fprintf(stderr, "cnpg-preflight: cannot record the Event of %s: %s\n", v.Target, text.OneLine(err.Error()))
+			}
+		})
+	}
 	if m.Failed() {
 		return ErrChecksFailed
 	}
@@ -324,6 +378,7 @@ type input struct {
 	secrets   func(namespace string) providers.SecretLookup
 	where     string // what was read, for messages
 	namespace string // the namespace in effect
+	live      Live   // the cluster read (nil for files)
 }
 
 // load reads the input: manifest files (namespace: of objects that name none), or a live cluster
@@ -341,11 +396,20 @@ func load(ctx context.Context, f *Factory, files []string, namespace string, ko 
 	if err != nil {
 		return nil, &UsageError{Msg: err.Error()}
 	}
-	set, err := c.Load(ctx, ko)
+	in, err := loadLive(ctx, c, ko)
 	if err != nil {
 		return nil, &UsageError{Msg: err.Error()}
 	}
-	in := &input{set: set, secrets: c.Secrets, where: "namespace " + c.Namespace(), namespace: c.Namespace()}
+	return in, nil
+}
+
+// loadLive reads the Clusters of a live cluster and the ObjectStores they reference.
+func loadLive(ctx context.Context, c Live, ko kube.Options) (*input, error) {
+	set, err := c.Load(ctx, ko)
+	if err != nil {
+		return nil, err
+	}
+	in := &input{set: set, secrets: c.Secrets, where: "namespace " + c.Namespace(), namespace: c.Namespace(), live: c}
 	switch {
 	case ko.AllNamespaces:
 		in.where = "any namespace"

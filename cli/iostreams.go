@@ -45,6 +45,8 @@ type Live interface {
 	Namespace() string
 	Load(ctx context.Context, o kube.Options) (*manifest.Set, error)
 	Secrets(namespace string) providers.SecretLookup
+	Forget()                                 // drop the Secrets read so far (serve: each round reads them again)
+	Recorder(instance string) *kube.Recorder // Events on the Clusters (--events)
 }
 
 // Factory holds what commands take from outside the process's logic (after gh's cmdutil.Factory):

@@ -27,10 +27,13 @@ type JobOptions struct {
 	ServiceAccount string
 	Schedule       string        // a CronJob instead of a Job
 	Timeout        time.Duration // the check's --timeout; the Job's deadlines derive from it
+	Events         bool          // --events: the check records Events on the Cluster, and the Role allows it
+	Serve          ServeJobOptions
 }
 
-const jobHelp = `Usage: cnpg-preflight job --cluster NAME -n NS [--image IMG] [--service-account SA] [--schedule CRON]
+const jobHelp = `Usage: cnpg-preflight job --cluster NAME -n NS [--image IMG] [--service-account SA] [--schedule CRON] [--events]
        cnpg-preflight job --cluster NAME -f cluster.yaml [...]
+       cnpg-preflight job --serve -n NS [--cluster NAME] [--interval 15m] [--listen :8080] [--service-monitor]
 
 Prints the manifests that run "cnpg-preflight check --cluster NAME" inside Kubernetes with the least
 privilege: a Role granting only get on that Cluster, on the ObjectStores it uses and on the Secrets it
@@ -44,8 +47,11 @@ Examples:
   kubectl -n db wait --for=condition=complete job/cnpg-preflight-pg-main --timeout=120s
   kubectl -n db get pod -l job-name=cnpg-preflight-pg-main -o jsonpath='{..terminated.message}'
 
-  # re-validate every night at 03:00
-  cnpg-preflight job --cluster pg-main -n db --schedule "0 3 * * *" | kubectl apply -f -
+  # re-validate every night at 03:00, with an Event on the Cluster when the verdict changes
+  cnpg-preflight job --cluster pg-main -n db --schedule "0 3 * * *" --events | kubectl apply -f -
+
+  # keep checking every Cluster of the namespace: serve as a Deployment, with metrics and Events
+  cnpg-preflight job --serve -n db --service-monitor | kubectl apply -f -
 
 Flags:
 `
@@ -54,7 +60,7 @@ func parseJob(args []string, stdout io.Writer) (*JobOptions, error) {
 	o := &JobOptions{}
 	fs := pflag.NewFlagSet("job", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.Kube.Cluster, "cluster", "", "the Cluster to check (required)")
+	fs.StringVar(&o.Kube.Cluster, "cluster", "", "the Cluster to check (required, except with --serve: then every Cluster of the namespace)")
 	fs.StringVarP(&o.Namespace, "namespace", "n", "", "the Cluster's namespace (default: the context's, or \"default\" with -f)")
 	fs.StringArrayVarP(&o.Files, "filename", "f", nil, "read the Cluster (and its ObjectStores) from manifests instead of the live cluster")
 	fs.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "kubeconfig file")
@@ -63,6 +69,8 @@ func parseJob(args []string, stdout io.Writer) (*JobOptions, error) {
 	fs.StringVar(&o.ServiceAccount, "service-account", "", "run as this ServiceAccount (printed with the Cluster's serviceAccountTemplate annotations) instead of the Cluster's own")
 	fs.StringVar(&o.Schedule, "schedule", "", "print a CronJob with this schedule instead of a Job")
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "the check's time limit per target; the Job's activeDeadlineSeconds (and the CronJob's startingDeadlineSeconds) derive from it")
+	fs.BoolVar(&o.Events, "events", false, "the check records a Kubernetes Event on the Cluster when its verdict changes (and the Role allows it)")
+	serveJobFlags(fs, &o.Serve)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			io.WriteString(stdout, jobHelp+fs.FlagUsages())
@@ -70,7 +78,10 @@ func parseJob(args []string, stdout io.Writer) (*JobOptions, error) {
 		}
 		return nil, &UsageError{Msg: err.Error()}
 	}
-	if o.Kube.Cluster == "" {
+	if err := checkServeJob(fs, o); err != nil {
+		return nil, err
+	}
+	if o.Kube.Cluster == "" && !o.Serve.Enabled {
 		return nil, &UsageError{Msg: "job needs --cluster NAME"}
 	}
 	if o.Timeout < time.Second {
@@ -85,6 +96,9 @@ func parseJob(args []string, stdout io.Writer) (*JobOptions, error) {
 
 // RunJob prints the manifests for one Cluster.
 func RunJob(ctx context.Context, f *Factory, o *JobOptions) error {
+	if o.Serve.Enabled {
+		return runServeJob(ctx, f, o)
+	}
 	ns := o.Namespace
 	if len(o.Files) > 0 && ns == "" {
 		ns = "default"
@@ -103,7 +117,10 @@ func RunJob(ctx context.Context, f *Factory, o *JobOptions) error {
 	if cl == nil {
 		return &UsageError{Msg: fmt.Sprintf("Cluster %s/%s not found", ns, o.Kube.Cluster)}
 	}
-	m := JobManifests(cl, set, f.Registry, JobSpec{Image: o.Image, ServiceAccount: o.ServiceAccount, Schedule: o.Schedule, Timeout: o.Timeout})
+	m := JobManifests(cl, set, f.Registry, JobSpec{Image: o.Image, ServiceAccount: o.ServiceAccount, Schedule: o.Schedule, Timeout: o.Timeout, Events: o.Events})
+	if o.Events {
+		m = withEvents(m, cl, o.ServiceAccount)
+	}
 	_, err = io.WriteString(f.IO.Out, m)
 	return err
 }
@@ -231,7 +248,7 @@ metadata:
 {{.Indent}}      containers:
 {{.Indent}}      - name: cnpg-preflight
 {{.Indent}}        image: {{.Image}}
-{{.Indent}}        args: [check, --cluster, {{.Cluster}}, --namespace, {{.NS}}, --timeout, {{.Timeout}}]
+{{.Indent}}        args: [check,{{if .Events}} --events,{{end}} --cluster, {{.Cluster}}, --namespace, {{.NS}}, --timeout, {{.Timeout}}]
 {{.Indent}}        terminationMessagePolicy: File
 {{.Indent}}        resources:
 {{.Indent}}          requests: {cpu: 50m, memory: 64Mi}
@@ -246,6 +263,7 @@ metadata:
 type JobSpec struct {
 	Image, ServiceAccount, Schedule string
 	Timeout                         time.Duration // the check's --timeout (<= 0: 60 s)
+	Events                          bool          // the check records Events (check --events)
 }
 
 // JobDeadline is the Job's activeDeadlineSeconds for a check timeout: reading the Cluster (one
@@ -267,12 +285,12 @@ func JobManifests(cl *manifest.Cluster, set *manifest.Set, reg *providers.Regist
 	}
 	data := struct {
 		Name, NS, Cluster, SA, Image, Schedule, Indent, Timeout string
-		NewSA                                                   bool
+		NewSA, Events                                           bool
 		Annotations                                             map[string]string
 		Names                                                   RBACNames
 		Deadline                                                int64
 	}{Name: "cnpg-preflight-" + cl.Meta.Name, NS: cl.Meta.Namespace, Cluster: cl.Meta.Name, SA: cl.Meta.Name, Image: image, Schedule: schedule,
-		Names: NamesFor(cl, set, reg), Timeout: js.Timeout.String(), Deadline: JobDeadline(js.Timeout)}
+		Names: NamesFor(cl, set, reg), Timeout: js.Timeout.String(), Deadline: JobDeadline(js.Timeout), Events: js.Events}
 	if sa != "" && sa != cl.Meta.Name {
 		data.SA, data.NewSA = sa, true
 		if cl.Spec.ServiceAccountTemplate != nil {

@@ -133,12 +133,12 @@ func TestKubeJobRBACIsLeastPrivilege(t *testing.T) {
 	// here), deadlines included.
 	docs := strings.Split(out, "---\n")
 	k.Apply(t, ns, out)
-	if job := k.Get(t, ns, "Job", "cnpg-preflight-pg-job"); !strings.Contains(job, `"activeDeadlineSeconds":435`) || !strings.Contains(job, `"backoffLimit":0`) {
+	if job := k.GetJSON(t, ns, "Job", "cnpg-preflight-pg-job"); !strings.Contains(job, `"activeDeadlineSeconds":435`) || !strings.Contains(job, `"backoffLimit":0`) {
 		t.Errorf("Job as stored: %s", job)
 	}
 	cron := testenv.Run(t, "", "job", "--kubeconfig", k.Kubeconfig, "--cluster", "pg-job", "-n", ns, "--service-account", "preflight", "--schedule", "0 3 * * *", "--timeout", "30s")
 	k.Apply(t, ns, cron.Stdout)
-	if cj := k.Get(t, ns, "CronJob", "cnpg-preflight-pg-job"); !strings.Contains(cj, `"startingDeadlineSeconds":375`) || !strings.Contains(cj, `"activeDeadlineSeconds":375`) {
+	if cj := k.GetJSON(t, ns, "CronJob", "cnpg-preflight-pg-job"); !strings.Contains(cj, `"startingDeadlineSeconds":375`) || !strings.Contains(cj, `"activeDeadlineSeconds":375`) {
 		t.Errorf("CronJob as stored: %s", cj)
 	}
 	role := ""

@@ -46,10 +46,14 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// Error is an API problem that stops the run (exit 2).
-type Error struct{ Msg string }
+// Error is an API problem: it stops the run (exit 2), or, reading a Secret, fails the target's
+// credentials check with Fix as the remediation.
+type Error struct{ Msg, Fix string }
 
 func (e *Error) Error() string { return e.Msg }
+
+// Remediation is what to do about it ("" when nothing specific).
+func (e *Error) Remediation() string { return e.Fix }
 
 // Client reads from one API server.
 type Client struct {
@@ -218,6 +222,13 @@ func add(set *manifest.Set, u *unstructured.Unstructured) error {
 	return set.Add(manifest.LivePrefix+u.GetKind()+" "+u.GetNamespace()+"/"+u.GetName(), b, u.GetNamespace())
 }
 
+// Forget drops the Secrets read so far: the next lookups read them again (serve, each round).
+func (c *Client) Forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.secrets = map[string]*secretResult{}
+}
+
 // Secrets returns a lookup that GETs each referenced Secret once (never a list of all Secrets),
 // bounded by the context of the target that needs it; a GET cut short by that context is tried
 // again by the next target.
@@ -254,7 +265,12 @@ func (c *Client) getSecret(ctx context.Context, namespace, name string) (map[str
 		if apierrors.IsNotFound(err) {
 			return nil, providers.SecretNotFound(namespace, name)
 		}
-		return nil, c.apiError("get", "secrets", namespace, name, err)
+		ae := c.apiError("get", "secrets", namespace, name, err)
+		if e, ok := ae.(*Error); ok && apierrors.IsForbidden(err) {
+			e.Fix = fmt.Sprintf("let the identity get Secret %q in namespace %s: add it to the resourceNames of the Role's secrets rule "+
+				"(re-run cnpg-preflight job, or job --serve, and kubectl apply its output)", name, namespace)
+		}
+		return nil, ae
 	}
 	set := manifest.NewSet()
 	unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")

@@ -8,6 +8,7 @@ package manifest
 type Meta struct {
 	Name        string            `yaml:"name"`
 	Namespace   string            `yaml:"namespace"`
+	UID         string            `yaml:"uid"` // a live object's (Events name it as the object they regard)
 	Annotations map[string]string `yaml:"annotations"`
 }
 

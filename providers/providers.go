@@ -6,6 +6,7 @@ package providers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -127,7 +128,12 @@ func (t *Target) Ref(ctx context.Context, ref *manifest.SecretKeySelector, sub s
 	}
 	v, err := t.Secret(ctx, ref.Name, ref.Key)
 	if err != nil {
-		f := Failf(field, fmt.Sprintf("create the Secret %s/%s with key %q, or fix the reference", t.Namespace, ref.Name, ref.Key), "%s", err.Error())
+		fix := fmt.Sprintf("create the Secret %s/%s with key %q, or fix the reference", t.Namespace, ref.Name, ref.Key)
+		var r interface{ Remediation() string }
+		if errors.As(err, &r) && r.Remediation() != "" {
+			fix = r.Remediation() // the lookup knows better (a live read the identity may not do)
+		}
+		f := Failf(field, fix, "%s", err.Error())
 		return nil, &f
 	}
 	if len(strings.TrimSpace(string(v))) == 0 {

@@ -92,13 +92,21 @@ func (m *Matrix) Failed() bool {
 		return true
 	}
 	for _, t := range m.Targets {
-		if len(t.Leftovers) > 0 {
+		if t.Failed() {
 			return true
 		}
-		for _, c := range t.Checks {
-			if c.Status == Fail {
-				return true
-			}
+	}
+	return false
+}
+
+// Failed reports whether a check of t failed or a probe object was left behind.
+func (t *Target) Failed() bool {
+	if len(t.Leftovers) > 0 {
+		return true
+	}
+	for _, c := range t.Checks {
+		if c.Status == Fail {
+			return true
 		}
 	}
 	return false

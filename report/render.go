@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 )
 
 // Options tune rendering.
@@ -319,13 +321,5 @@ func Brief(m *Matrix, max int) string {
 			fmt.Fprintf(&b, "%s: probe object left behind: %s\n", t.ID, k)
 		}
 	}
-	out := b.String()
-	if len(out) > max {
-		cut := max - 4
-		for cut > 0 && !utf8.RuneStart(out[cut]) {
-			cut-- // never inside a multi-byte character
-		}
-		out = out[:cut] + "...\n"
-	}
-	return out
+	return text.Truncate(b.String(), max, "...\n")
 }

@@ -2,7 +2,7 @@
 # Installs the pinned servers and clients the integration tests and `make demo` use.
 # Idempotent: a tool already built at the pinned version is kept. Everything lands in $TOOLS
 # (default ~/.cache/cnpg-preflight/tools) so repeated runs and CI on the same machine reuse it.
-# Usage: scripts/install-deps.sh [minio mc versitygw azurite fake-gcs barman awscli]
+# Usage: scripts/install-deps.sh [minio mc versitygw azurite fake-gcs barman prometheus awscli]
 #        (default: all but awscli, which only make bench needs)
 set -euo pipefail
 
@@ -27,7 +27,7 @@ go_tool() { # name package version — static binaries (CGO off): the same file 
 
 want() { [ $# -eq 0 ] && return 0; return 1; }
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(minio mc versitygw azurite fake-gcs barman)
+[ ${#targets[@]} -eq 0 ] && targets=(minio mc versitygw azurite fake-gcs barman prometheus)
 
 for t in "${targets[@]}"; do
   case "$t" in
@@ -50,6 +50,15 @@ for t in "${targets[@]}"; do
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -qq >/dev/null
       apt-get install -y -qq --no-install-recommends barman-cli-cloud python3-boto3 python3-azure python3-psycopg2 postgresql-15 >/dev/null
+    fi ;;
+  prometheus)
+    # Prometheus and promtool from Debian 12 (2.42): the serve tests scrape with the real server,
+    # the rule files are checked with promtool (the tests run their own Prometheus on a free port).
+    if ! [ -x /usr/bin/prometheus ] || ! [ -x /usr/bin/promtool ]; then
+      log "installing prometheus (apt)"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq >/dev/null
+      apt-get install -y -qq --no-install-recommends prometheus >/dev/null
     fi ;;
   awscli)
     if ! command -v aws >/dev/null; then

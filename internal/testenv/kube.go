@@ -44,6 +44,9 @@ var gvrs = map[string]schema.GroupVersionResource{
 	"Cluster":                  {Group: "postgresql.cnpg.io", Version: "v1", Resource: "clusters"},
 	"ObjectStore":              {Group: "barmancloud.cnpg.io", Version: "v1", Resource: "objectstores"},
 	"CustomResourceDefinition": {Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"},
+	"Deployment":               {Group: "apps", Version: "v1", Resource: "deployments"},
+	"Service":                  {Version: "v1", Resource: "services"},
+	"Event":                    {Version: "v1", Resource: "events"},
 }
 
 var crdOnce sync.Once
@@ -175,8 +178,8 @@ func (k *Kube) TokenKubeconfig(t testing.TB, token, ns string) string {
 	return path
 }
 
-// Get returns an object as the API server stores it, as compact JSON (kind: its Kind).
-func (k *Kube) Get(t testing.TB, ns, kind, name string) string {
+// GetJSON returns an object as the API server stores it, as compact JSON (kind: its Kind).
+func (k *Kube) GetJSON(t testing.TB, ns, kind, name string) string {
 	t.Helper()
 	gvr, ok := gvrs[kind]
 	if !ok {
@@ -188,4 +191,26 @@ func (k *Kube) Get(t testing.TB, ns, kind, name string) string {
 	}
 	b, _ := json.Marshal(u.Object)
 	return string(b)
+}
+
+// Get reads one object (the admin identity).
+func (k *Kube) Get(t testing.TB, kind, ns, name string) *unstructured.Unstructured {
+	t.Helper()
+	u, err := k.Dyn.Resource(gvrs[kind]).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get %s %s/%s: %v", kind, ns, name, err)
+	}
+	return u
+}
+
+// DescribeEvents lists the Events of an object as `kubectl describe` finds them: core/v1 Events
+// selected by the regarding object's name, namespace, kind and uid.
+func (k *Kube) DescribeEvents(t testing.TB, obj *unstructured.Unstructured) []unstructured.Unstructured {
+	t.Helper()
+	sel := fmt.Sprintf("involvedObject.name=%s,involvedObject.namespace=%s,involvedObject.kind=%s,involvedObject.uid=%s", obj.GetName(), obj.GetNamespace(), obj.GetKind(), obj.GetUID())
+	l, err := k.Dyn.Resource(gvrs["Event"]).Namespace(obj.GetNamespace()).List(context.Background(), metav1.ListOptions{FieldSelector: sel})
+	if err != nil {
+		t.Fatalf("events of %s: %v", obj.GetName(), err)
+	}
+	return l.Items
 }

@@ -116,16 +116,7 @@ func escapeLen(s string) int {
 }
 
 // Cap shortens s to at most max bytes (on a character boundary), ending it with "…" when cut.
-func Cap(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	cut := max - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func Cap(s string, max int) string { return Truncate(s, max, "…") }
 
 // Safe returns s as is when it is plain printable text (no spaces), else quoted with Go escapes:
 // for names read from outside that are printed inside a sentence.
@@ -136,4 +127,20 @@ func Safe(s string) string {
 		}
 	}
 	return s
+}
+
+// Truncate cuts s to at most max bytes, never inside a multi-byte character, ending it with
+// ellipsis when it had to cut.
+func Truncate(s string, max int, ellipsis string) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	if cut < 0 {
+		cut = 0
+	}
+	return s[:cut] + ellipsis
 }
