@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -353,11 +354,11 @@ func (r *Run) execute(parent context.Context) *report.Target {
 	}
 	wg.Wait()
 	// After a timeout or a signal the verdict is due within a second: cleanup gets that long.
-	budget := 10 * time.Second
-	if ctx.Err() != nil {
+	budget, cut := 10*time.Second, ctx.Err() != nil
+	if cut {
 		budget = 900 * time.Millisecond
 	}
-	out.Leftovers = r.cleanup(budget)
+	out.Leftovers = r.cleanup(budget, cut)
 	if conn, ok := output[connection](r, Credentials); ok {
 		out.Requests = conn.net.Requests()
 		conn.net.Close()
@@ -438,9 +439,21 @@ func stopReason(ctx context.Context) string {
 	return "interrupted"
 }
 
+// settle waits d, or less when ctx ends first (leaving 100 ms of it).
+func settle(ctx context.Context, d time.Duration) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl)-100*time.Millisecond < d {
+		d = time.Until(dl) - 100*time.Millisecond
+	}
+	if d > 0 {
+		time.Sleep(d)
+	}
+}
+
 // cleanup deletes every probe object that may still exist, within budget (the run's context may be
-// cancelled already). Keys that could not be deleted are returned.
-func (r *Run) cleanup(budget time.Duration) []string {
+// cancelled already). Keys that could not be deleted are returned. After a run cut short (cut),
+// a request abandoned in flight may still land on the store: each key is looked up once more a
+// moment later.
+func (r *Run) cleanup(budget time.Duration, cut bool) []string {
 	r.mu.Lock()
 	keys := make([]string, 0, len(r.pending))
 	for k := range r.pending {
@@ -455,34 +468,66 @@ func (r *Run) cleanup(budget time.Duration) []string {
 	if (len(keys) == 0 && len(uploads) == 0) || store == nil {
 		return nil
 	}
-	var left []string
+	// Probe objects and unfinished uploads are given up concurrently: both within the budget.
+	var (
+		left   []string
+		leftMu sync.Mutex
+		wg     sync.WaitGroup
+	)
+	name := func(k string) {
+		leftMu.Lock()
+		left = append(left, k)
+		leftMu.Unlock()
+	}
 	deadline := time.Now().Add(budget)
 	for k, u := range uploads {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		if err := u.Abort(ctx); err != nil {
-			if c, ok := u.(interface{ Confirmed() bool }); ok && !c.Confirmed() {
-				left = append(left, "possibly an incomplete multipart upload of "+k+" (its creation was not confirmed)")
-			} else {
-				left = append(left, "incomplete multipart upload of "+k)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			defer cancel()
+			if err := u.Abort(ctx); err != nil {
+				if c, ok := u.(interface{ Confirmed() bool }); ok && !c.Confirmed() {
+					name("possibly an incomplete multipart upload of " + k + " (its creation was not confirmed)")
+				} else {
+					name("incomplete multipart upload of " + k)
+				}
+				return
 			}
-		} else {
 			r.trackUpload(k, nil)
-		}
-		cancel()
+		}()
 	}
 	for _, k := range keys {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		err := store.Delete(ctx, k)
-		if err != nil && providers.KindOf(err) != providers.KindNotFound {
-			// The write may never have landed: only name keys that are there (or unknown).
-			if exists, xerr := store.Exists(ctx, k); xerr != nil || exists {
-				left = append(left, k)
-				cancel()
-				continue
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			defer cancel()
+			// A request cut short (a write, or a multipart completion) may still land after the
+			// delete: the key is looked up once more, and deleted again when it is back.
+			gone := false
+			for attempt := 0; attempt < 2 && !gone; attempt++ {
+				err := store.Delete(ctx, k)
+				if err != nil && providers.KindOf(err) != providers.KindNotFound {
+					break
+				}
+				if cut && attempt == 0 {
+					settle(ctx, 300*time.Millisecond)
+				}
+				exists, xerr := store.Exists(ctx, k)
+				gone = xerr == nil && !exists
 			}
-		}
-		cancel()
-		r.track(k, false)
+			if !gone {
+				// named unless it is known not to be there (the write may never have landed)
+				if exists, xerr := store.Exists(ctx, k); xerr != nil || exists {
+					name(k)
+					return
+				}
+			}
+			r.track(k, false)
+		}()
 	}
+	wg.Wait()
+	sort.Strings(left)
 	return left
 }

@@ -590,3 +590,40 @@ func TestInterruptWhileReadingInput(t *testing.T) {
 		})
 	}
 }
+
+// SIGTERM at moments when requests of 100 targets are in flight (a write, a multipart completion):
+// whatever stays in the bucket is named in the report, nothing more.
+func TestSignalDuringFleetNamesEveryLeftover(t *testing.T) {
+	t.Parallel()
+	e, mc, bucket := minioBucket(t)
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: v1\nkind: Secret\nmetadata: {name: c, namespace: f}\nstringData: {id: %s, secret: %s}\n", e.srv.Get("MINIO_ROOT_USER"), e.srv.Get("MINIO_ROOT_PASSWORD"))
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&b, "---\napiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: pg-%d, namespace: f}\nspec:\n  backup:\n    barmanObjectStore:\n      destinationPath: s3://%s/p\n      endpointURL: %s\n      s3Credentials:\n        accessKeyId: {name: c, key: id}\n        secretAccessKey: {name: c, key: secret}\n", i, bucket, e.srv.Get("MINIO_ENDPOINT"))
+	}
+	for _, delay := range []time.Duration{300, 450, 600} {
+		before := testenv.Snapshot(t, mc, bucket)
+		cmd, out, _ := runBinary(t, b.String())
+		time.Sleep(delay * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		m := matrixOf(t, out)
+		named := map[string]bool{}
+		for _, tg := range m.Targets {
+			for _, l := range tg.Leftovers {
+				k := l
+				for _, p := range []string{"possibly an incomplete multipart upload of ", "incomplete multipart upload of "} {
+					if strings.HasPrefix(l, p) {
+						k = "(incomplete upload) " + strings.TrimSuffix(strings.TrimPrefix(l, p), " (its creation was not confirmed)")
+					}
+				}
+				named["+ "+k] = true
+			}
+		}
+		for _, d := range strings.Split(testenv.Diff(before, testenv.Snapshot(t, mc, bucket)), "\n") {
+			if d != "" && !named[d] {
+				t.Errorf("SIGTERM after %s: left in the bucket but not named: %s", delay*time.Millisecond, d)
+			}
+		}
+	}
+}

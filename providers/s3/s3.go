@@ -487,37 +487,103 @@ type upload struct {
 	key   string
 	id    *string
 	parts []types.CompletedPart
+	// cutShort: a CompleteMultipartUpload went unanswered; it may still run on the store
+	cutShort bool
 }
 
 // Complete assembles the parts (on failure the caller aborts).
 func (u *upload) Complete(ctx context.Context) error {
 	_, err := u.s.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &u.s.loc.Bucket, Key: &u.key, UploadId: u.id, MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts}})
-	return providers.Classifier(u.s.classify).Err("CompleteMultipartUpload", err)
+	e := providers.Classifier(u.s.classify).Err("CompleteMultipartUpload", err)
+	var pe *providers.Error
+	u.cutShort = e != nil && (!errors.As(e, &pe) || pe.Status == 0 || pe.Status >= 500)
+	return e
 }
 
 // Confirmed reports whether the store acknowledged the upload's creation.
 func (u *upload) Confirmed() bool { return u.id != nil }
 
-// Abort discards the upload (when its ID is unknown, every upload of exactly its key).
+// Abort discards the upload. When the upload's creation or its completion was cut short, it then
+// looks for it (every upload of exactly its key when the ID is unknown): a create cut short may
+// register a moment later, and a completion cut short may still run on the store. When the
+// identity may not list uploads (s3:ListBucketMultipartUploads), the store's answer to the abort
+// is trusted.
 func (u *upload) Abort(ctx context.Context) error {
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if u.id == nil {
-		l, err := u.s.c.ListMultipartUploads(actx, &s3.ListMultipartUploadsInput{Bucket: &u.s.loc.Bucket, Prefix: &u.key})
-		if err != nil {
-			return u.s.classify("ListMultipartUploads", err)
+	pause := func() error {
+		select {
+		case <-actx.Done():
+			return providers.NetError("AbortMultipartUpload", actx.Err())
+		case <-time.After(150 * time.Millisecond):
+			return nil
 		}
-		for _, mu := range l.Uploads {
-			if aws.ToString(mu.Key) == u.key {
-				if _, err := u.s.c.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &u.s.loc.Bucket, Key: &u.key, UploadId: mu.UploadId}); err != nil {
-					return u.s.classify("AbortMultipartUpload", err)
+	}
+	if u.id != nil {
+		if err := u.abort(actx, u.id); err != nil || !u.cutShort {
+			return err
+		}
+		if err := pause(); err != nil {
+			return nil // aborted; no time left to look again
+		}
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		ids, err := u.listed(actx)
+		if err != nil {
+			if u.id != nil && providers.KindOf(err) == providers.KindDenied {
+				return nil
+			}
+			return err
+		}
+		if len(ids) == 0 {
+			if u.id == nil && attempt == 0 { // a create cut short may not be registered yet
+				if err := pause(); err != nil {
+					return err
 				}
+				continue
+			}
+			return nil
+		}
+		for _, id := range ids {
+			if err := u.abort(actx, id); err != nil {
+				return err
 			}
 		}
-		return nil
+		if err := pause(); err != nil {
+			return err
+		}
 	}
-	_, err := u.s.c.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &u.s.loc.Bucket, Key: &u.key, UploadId: u.id})
-	return providers.Classifier(u.s.classify).Err("AbortMultipartUpload", err)
+	return &providers.Error{Op: "AbortMultipartUpload", Kind: providers.KindOther, Msg: "AbortMultipartUpload: the upload of " + u.key + " is still listed after being aborted"}
+}
+
+// listed returns the IDs of the unfinished uploads of exactly this key (this upload's when known):
+// listed under the key first, then, when that shows none, across the bucket (MinIO keeps an
+// upload whose completion was cut short listed only there).
+func (u *upload) listed(ctx context.Context) ([]*string, error) {
+	for _, prefix := range []*string{&u.key, nil} {
+		l, err := u.s.c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &u.s.loc.Bucket, Prefix: prefix})
+		if err != nil {
+			return nil, u.s.classify("ListMultipartUploads", err)
+		}
+		var ids []*string
+		for _, mu := range l.Uploads {
+			if aws.ToString(mu.Key) == u.key && (u.id == nil || aws.ToString(mu.UploadId) == aws.ToString(u.id)) {
+				ids = append(ids, mu.UploadId)
+			}
+		}
+		if len(ids) > 0 {
+			return ids, nil
+		}
+	}
+	return nil, nil
+}
+
+func (u *upload) abort(ctx context.Context, id *string) error {
+	_, err := u.s.c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &u.s.loc.Bucket, Key: &u.key, UploadId: id})
+	if e := providers.Classifier(u.s.classify).Err("AbortMultipartUpload", err); e != nil && providers.KindOf(e) != providers.KindNotFound {
+		return e
+	}
+	return nil
 }
 
 // fixFor names the S3 permission or setting an operation needs.
