@@ -35,7 +35,7 @@ func runCredentials(ctx context.Context, r *Run) Result {
 	if hasFail(fs) {
 		return fromFindings(fs, "")
 	}
-	n, err := providers.NewNet(ca, providers.NetOptions{Logf: r.opts.Logf, Resolver: r.opts.Resolver})
+	n, err := providers.NewNet(ca, providers.NetOptions{Logf: r.opts.Logf, Resolver: r.opts.Resolver, Trust: r.drv.Info().TLS})
 	if err != nil {
 		return Result{Status: report.Fail, Message: r.t.Field + ".endpointCA: " + err.Error()}
 	}
@@ -56,7 +56,7 @@ func runCredentials(ctx context.Context, r *Run) Result {
 	}
 	msg := "resolved " + identity
 	if ca != nil {
-		msg += fmt.Sprintf("; endpointCA bundle added to the trusted roots (%s)", r.t.Conf.EndpointCA.Name)
+		msg += fmt.Sprintf("; endpointCA bundle from Secret %s: the only certificates the backup client trusts", r.t.Conf.EndpointCA.Name)
 	}
 	res := fromFindings(fs, msg)
 	res.Value = connection{store: store, net: n}
@@ -69,11 +69,19 @@ func runEndpoint(ctx context.Context, r *Run) Result {
 	if err != nil {
 		return errResult(err, "check that the endpoint is reachable from where the backup client runs")
 	}
+	if len(rep.Notes) > 0 {
+		return Result{Status: report.Warn, Message: rep.String() + "; " + strings.Join(rep.Notes, "; "),
+			Remediation: "put the self-signed root CA of the endpoint's chain in the endpointCA bundle"}
+	}
 	return pass("%s", rep)
 }
 
 func runBucket(ctx context.Context, r *Run) Result {
 	if err := r.store().CheckBucket(ctx); err != nil {
+		var nt *providers.Notice
+		if errors.As(err, &nt) {
+			return Result{Status: report.Warn, Message: fmt.Sprintf("%q is reachable; %s", r.loc.Bucket, nt.Msg), Remediation: nt.Fix}
+		}
 		res := errResult(err, "")
 		if providers.KindOf(err) == providers.KindNotFound && !r.t.ReadOnly() {
 			// barman-cloud creates a missing bucket on first use when the identity may
@@ -206,11 +214,33 @@ func runRead(ctx context.Context, r *Run) Result {
 	return pass("read %s (%d bytes)", o.Key, len(got))
 }
 
+// runDelete deletes the probe with the call barman-cloud's retention uses (DeleteBatch: S3
+// DeleteObjects, the Azure Blob Batch API). When the store refuses it, a single delete tells
+// whether retention can work at all.
 func runDelete(ctx context.Context, r *Run) Result {
 	p, _ := output[probeObject](r, Write)
-	err := r.store().Delete(ctx, p.key)
-	if err != nil {
-		return errResult(err, "grant delete access under "+r.loc.Base()+": the retention policy and barman-cloud-backup-delete need it")
+	fix := "grant delete access under " + r.loc.Base() + ": the retention policy and barman-cloud-backup-delete need it"
+	res := pass("deleted %s (the bulk delete barman-cloud's retention uses) and confirmed it is gone", p.key)
+	if bulk := r.store().DeleteBatch(ctx, []string{p.key}); bulk != nil {
+		if err := r.store().Delete(ctx, p.key); err != nil {
+			if providers.KindOf(bulk) == providers.KindDenied && providers.KindOf(err) == providers.KindDenied {
+				return errResult(bulk, fix)
+			}
+			res := errResult(bulk, fix)
+			res.Message += "; a single delete is refused too: " + err.Error()
+			return res
+		}
+		var pe *providers.Error
+		errors.As(bulk, &pe)
+		if pe != nil && pe.Fallback != "" {
+			res = Result{Status: report.Warn,
+				Message:     fmt.Sprintf("the bulk delete barman-cloud's retention uses is refused (%s), a single delete works: %s; older barman-cloud (e.g. 3.13) fails retention (barman-cloud-backup-delete)", bulk.Error(), pe.Fallback),
+				Remediation: "run a barman-cloud that falls back (the Barman Cloud plugin's sidecar ships barman ≥ 3.16 in its recent releases), or make the store accept DeleteObjects without Content-MD5"}
+		} else {
+			return Result{Status: report.Fail,
+				Message:     fmt.Sprintf("the bulk delete barman-cloud's retention uses is refused (%s); a single delete works, but no barman-cloud version falls back on this answer, so retention fails", bulk.Error()),
+				Remediation: "allow the bulk delete (S3: POST ?delete, DeleteObjects, needs only s3:DeleteObject) on the endpoint and any proxy in front of it"}
+		}
 	}
 	exists, err := r.store().Exists(ctx, p.key)
 	if err != nil {
@@ -220,7 +250,7 @@ func runDelete(ctx context.Context, r *Run) Result {
 		return Result{Status: report.Fail, Message: "the probe object still exists after a successful delete", Remediation: "check object-lock or retention settings on the bucket"}
 	}
 	r.track(p.key, false)
-	return pass("deleted %s and confirmed it is gone", p.key)
+	return res
 }
 
 // sourceReadLimit is what read takes of an existing object: enough to prove read access.
@@ -252,7 +282,13 @@ type stagedUpload struct {
 // runMultipartUpload uploads the multipart probe's parts (while write, read and delete run).
 func runMultipartUpload(ctx context.Context, r *Run) Result {
 	key, _, _ := probeKey(r, "-multipart")
-	parts := [][]byte{bigPart(r.store().MinPartSize()), []byte("cnpg-preflight multipart probe, safe to delete\n")}
+	last := []byte("cnpg-preflight multipart probe, safe to delete\n")
+	parts := [][]byte{bigPart(r.store().MinPartSize()), last}
+	if r.opts.Deep {
+		// barman's parts differ in size with snappy: a store requiring equal non-trailing parts
+		// refuses the completion
+		parts = [][]byte{bigPart(r.store().MinPartSize()), bigPart(r.store().MinPartSize() + 1), last}
+	}
 	up, err := r.store().StartMultipart(ctx, key, parts, r.drv.PutOptions(r.t.Conf))
 	if up != nil {
 		r.trackUpload(key, up) // cleanup aborts it if the multipart check cannot finish
@@ -288,14 +324,23 @@ func runMultipart(ctx context.Context, r *Run) Result {
 		if !uncertain(err) {
 			r.track(s.key, false)
 		}
-		return errResult(err, fmt.Sprintf(multipartFix, r.loc.Base())) // cleanup aborts the upload
+		res := errResult(err, fmt.Sprintf(multipartFix, r.loc.Base())) // cleanup aborts the upload
+		if r.opts.Deep && s.parts > 2 {
+			res.Message += "; the non-trailing parts differed in size (5 MiB and 5 MiB + 1 byte), as barman-cloud-backup's do with data.compression snappy"
+			res.Remediation = "the store requires non-trailing multipart parts of equal size: use data.compression gzip or bzip2 (or none), whose parts are equal, not snappy"
+		}
+		return res
 	}
 	r.trackUpload(s.key, nil)
 	if err := r.store().Delete(ctx, s.key); err != nil {
 		return errResult(err, "")
 	}
 	r.track(s.key, false)
-	return pass("uploaded %d parts (%.1f MiB) as one object, then deleted it", s.parts, s.mib)
+	res := pass("uploaded %d parts (%.1f MiB) as one object, then deleted it", s.parts, s.mib)
+	if d, ok := s.up.(interface{ Describe() string }); ok {
+		res.Message += "; " + d.Describe()
+	}
+	return res
 }
 
 func runWALArchive(ctx context.Context, r *Run) Result {

@@ -105,6 +105,7 @@ type Options struct {
 	Resolver    *net.Resolver                 // host name resolution (nil: the system's)
 	ReadOnly    bool                          // no write, read-back, delete or multipart anywhere
 	Offline     bool                          // config and credentials only: no network at all
+	Deep        bool                          // probes that cost more: multipart parts of unequal sizes (another 5 MiB)
 	Logf        providers.Logf                // --verbose: a line per check and HTTP request (may be nil)
 	Progress    func(done, total, failed int) // called after each target (may be nil)
 	Timeout     time.Duration                 // per target (<= 0: 60 s)

@@ -157,6 +157,7 @@ type CheckOptions struct {
 	Concurrency int
 	NoColor     bool
 	Offline     bool
+	Deep        bool
 	Verbose     bool
 	Kube        kube.Options // live input: --cluster, -A, --kubeconfig, --context (and -n)
 	Events      bool         // record an Event on the Cluster when a target's verdict changes
@@ -208,6 +209,7 @@ func parseCheck(args []string, stdout io.Writer) (*CheckOptions, error) {
 	fs.StringVarP(&o.Output, "output", "o", "table", "output format: "+text.Join(report.Formats, "or"))
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "time limit for all checks of one target")
 	fs.BoolVar(&o.ReadOnly, "read-only", false, "no write, read-back, delete or multipart probe anywhere")
+	fs.BoolVar(&o.Deep, "deep", false, "also upload multipart parts of unequal sizes, as barman-cloud-backup does with snappy (another 5 MiB per target)")
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "targets checked at once")
 	fs.BoolVar(&o.NoColor, "no-color", false, "no colours in the table (also: NO_COLOR set)")
 	fs.BoolVar(&o.Offline, "offline", false, "config and credentials checks only, without any network access (a lint)")
@@ -330,7 +332,7 @@ func RunCheck(ctx context.Context, f *Factory, o *CheckOptions) error {
 			}
 		}
 	}
-	m := checks.Execute(ctx, ts, checks.Options{Registry: f.Registry, Resolver: f.Resolver, ReadOnly: o.ReadOnly, Offline: o.Offline,
+	m := checks.Execute(ctx, ts, checks.Options{Registry: f.Registry, Resolver: f.Resolver, ReadOnly: o.ReadOnly, Offline: o.Offline, Deep: o.Deep,
 		Timeout: o.Timeout, Concurrency: o.Concurrency, Logf: logf, Progress: progress})
 	color := !o.NoColor && io.getenv("NO_COLOR") == "" && io.OutTTY
 	if err := report.Render(io.Out, m, o.Output, report.Options{Color: color}); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/cnpg-preflight/cnpg-preflight/checks"
 	"github.com/cnpg-preflight/cnpg-preflight/internal/testenv"
@@ -425,4 +426,38 @@ func walFile(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// A MinIO in region eu-west-3 and no region in the Cluster: botocore's region redirector signs
+// again for the region the store names, so barman-cloud 3.13 (and 3.4) succeed — and so do we,
+// with a warning naming the region that saves the round trip.
+func TestS3RegionRedirectAgreesWithBarman(t *testing.T) {
+	t.Parallel()
+	srv := testenv.Load(t)
+	endpoint := srv.Get("MINIO_REGION_ENDPOINT")
+	if endpoint == "" {
+		t.Fatal("no MINIO_REGION_ENDPOINT in servers.env: restart scripts/servers.sh")
+	}
+	mc, err := minio.New(strings.TrimPrefix(endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(srv.Get("MINIO_ROOT_USER"), srv.Get("MINIO_ROOT_PASSWORD"), ""), Region: srv.Get("MINIO_REGION")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := testenv.Unique("pf-")
+	if err := mc.MakeBucket(t.Context(), bucket, minio.MakeBucketOptions{Region: srv.Get("MINIO_REGION")}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testenv.RemoveBucket(mc, bucket) })
+	c := s3Cluster{bucket: bucket, prefix: "pg-backups", endpoint: endpoint, key: srv.Get("MINIO_ROOT_USER"), secret: srv.Get("MINIO_ROOT_PASSWORD")}
+	r := testenv.Check(t, c.yaml())
+	wantStatuses(t, r, backupTarget, "config=warn bucket=warn backups=skip *=pass")
+	if b := r.CheckOf(backupTarget, "bucket"); !strings.Contains(b.Message, "the bucket is in eu-west-3") || !strings.Contains(b.Remediation, `"eu-west-3"`) {
+		t.Errorf("bucket: %+v", b)
+	}
+	wal := walFile(t, "000000010000000000000001")
+	for _, run := range []func(testing.TB, map[string]string, string, ...string) (int, string){testenv.Barman, testenv.Barman34} {
+		code, out := run(t, c.barmanEnv(""), "barman-cloud-wal-archive", "--cloud-provider", "aws-s3", "--endpoint-url", endpoint, c.dest(), "pg-region", wal)
+		if code != 0 {
+			t.Errorf("barman-cloud-wal-archive without a region: exit %d\n%s", code, out)
+		}
+	}
 }

@@ -49,6 +49,9 @@ type Error struct {
 	Msg    string // one line, redacted
 	Fix    string // remediation, may be empty
 	Err    error  // the SDK or transport error classified (its text may carry secrets: never print it)
+	// Fallback, for a refused bulk delete, says which barman-cloud versions fall back to single
+	// deletes on this error ("" when none does).
+	Fallback string
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -66,6 +69,12 @@ func (c Classifier) Err(op string, err error) error {
 	}
 	return c(op, err)
 }
+
+// Notice is a success that has something to say: the operation worked, but not the way it
+// should (a check reports it as a warning).
+type Notice struct{ Msg, Fix string }
+
+func (n *Notice) Error() string { return n.Msg }
 
 // KindOf returns the Kind of err (KindOther when it is not an *Error).
 func KindOf(err error) Kind {
@@ -100,6 +109,10 @@ func netError(op string, err error) *Error {
 		return &Error{Op: op, Kind: KindTimeout, Msg: op + ": timed out"}
 	case errors.Is(err, context.Canceled):
 		return &Error{Op: op, Kind: KindCanceled, Msg: op + ": interrupted"}
+	}
+	var te *TrustError
+	if errors.As(err, &te) {
+		return &Error{Op: op, Kind: KindTLS, Msg: op + ": " + te.Msg, Fix: te.Fix}
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {

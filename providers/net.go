@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -29,34 +28,38 @@ type Net struct {
 	guard     *guard
 	logf      Logf
 	resolver  *net.Resolver
+	trust     Trust
+	bundle    *caBundle // endpointCA; nil: Mozilla's roots (certifi), as barman-cloud without a bundle
 
-	mu   sync.Mutex
-	warm map[string]net.Conn // addr -> established connection (TLS done for https)
+	mu          sync.Mutex
+	warm        map[string]net.Conn // addr -> established connection (TLS done for https)
+	partialOnly bool                // a handshake verified only through a partial chain
 }
 
 // NetOptions configure a Net.
 type NetOptions struct {
 	Logf     Logf          // a line per request (--verbose); may be nil
 	Resolver *net.Resolver // host name resolution; nil: net.DefaultResolver (tests use a loopback DNS server)
+	Trust    Trust         // how the backup client verifies certificates (the provider's Info().TLS)
 }
 
-// NewNet builds a Net that trusts the system roots plus the PEM certificates in ca.
+// NewNet builds a Net that verifies certificates the way the backup client does: against the
+// PEM bundle ca only (endpointCA; the backup client then trusts nothing else), or Mozilla's roots
+// (certifi) without one, with the provider's trust model (partial chains, strict mode).
 func NewNet(ca []byte, o NetOptions) (*Net, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+	// Go's own verification is replaced by Trust.verify (VerifyConnection, see tlsFor).
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}, InsecureSkipVerify: true}
+	var b *caBundle
 	if len(ca) > 0 {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
+		var err error
+		if b, err = parseBundle(ca); err != nil {
+			return nil, err
 		}
-		if !pool.AppendCertsFromPEM(ca) {
-			return nil, errors.New("endpointCA holds no PEM certificate")
-		}
-		cfg.RootCAs = pool
 	}
 	if o.Resolver == nil {
 		o.Resolver = net.DefaultResolver
 	}
-	n := &Net{TLS: cfg, warm: map[string]net.Conn{}, logf: o.Logf, resolver: o.Resolver}
+	n := &Net{TLS: cfg, warm: map[string]net.Conn{}, logf: o.Logf, resolver: o.Resolver, trust: o.Trust, bundle: b}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: o.Resolver}
 	n.Transport = &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
@@ -101,6 +104,20 @@ func (n *Net) Requests() int64 { return min(n.guard.requests.Load(), MaxRequests
 func (n *Net) tlsFor(host string) *tls.Config {
 	c := n.TLS.Clone()
 	c.ServerName = host
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		now := time.Now()
+		if err := n.trust.verify(cs, host, n.bundle, now); err != nil {
+			return err
+		}
+		if n.trust.PartialChain && n.bundle != nil {
+			if _, err := n.trust.chains(cs.PeerCertificates, n.bundle.certs, false, now); err != nil {
+				n.mu.Lock()
+				n.partialOnly = true
+				n.mu.Unlock()
+			}
+		}
+		return nil
+	}
 	return c
 }
 
@@ -125,6 +142,7 @@ func (n *Net) Close() {
 
 // EndpointReport is what the endpoint probe measured.
 type EndpointReport struct {
+	Notes    []string // what a backup client in another image would do differently (warnings)
 	Addr     string
 	DNS      time.Duration
 	Connect  time.Duration
@@ -206,6 +224,12 @@ func (n *Net) Probe(ctx context.Context, u *url.URL) (EndpointReport, error) {
 		}
 		rep.TLS = time.Since(t2)
 		rep.TLSVer = tls.VersionName(tc.ConnectionState().Version)
+		n.mu.Lock()
+		if n.partialOnly {
+			rep.Notes = append(rep.Notes, "the endpointCA bundle verifies the server only through a certificate that is not a self-signed root (an intermediate CA, or the server's own certificate): "+
+				n.trust.Client+" accepts that (OpenSSL's partial chains), but older backup-client images (Python < 3.13 or urllib3 < 2.4: CNPG's bookworm and bullseye images, the plugin before v0.4.0, Debian's barman packages) refuse it with CERTIFICATE_VERIFY_FAILED")
+		}
+		n.mu.Unlock()
 		conn = tc
 	} else if tlsServer, err := isTLSServer(ctx, conn, host); err != nil {
 		conn.Close()

@@ -229,6 +229,9 @@ type Store interface {
 	// endpoint ignores the range); an empty object reads as no bytes.
 	Get(ctx context.Context, key string, limit int64) ([]byte, error)
 	Delete(ctx context.Context, key string) error
+	// DeleteBatch deletes keys with the call barman-cloud's retention (barman-cloud-backup-delete)
+	// uses: S3 DeleteObjects, the Azure Blob Batch API; keys that could not be deleted are an error.
+	DeleteBatch(ctx context.Context, keys []string) error
 	// Exists reports whether key exists (after a delete, it must not).
 	Exists(ctx context.Context, key string) (bool, error)
 	// StartMultipart begins a multipart upload of key and uploads every part (concurrently where
@@ -261,6 +264,8 @@ type Info struct {
 	// identity (IRSA, Azure workload identity, GKE workload identity), and IdentityName what it gives.
 	IdentityAnnotation string
 	IdentityName       string
+	// TLS is how barman-cloud's client library for this provider verifies certificates.
+	TLS Trust
 }
 
 // Credentials is what a provider reads from its credentials block of a configuration.

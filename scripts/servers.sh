@@ -9,7 +9,7 @@ set -euo pipefail
 TOOLS=${CNPG_PREFLIGHT_TOOLS:-$HOME/.cache/cnpg-preflight/tools}
 RUN=${CNPG_PREFLIGHT_RUN:-/tmp/cnpg-preflight-servers}
 BIN=$TOOLS/bin
-MINIO_PORT=19000 MINIO_TLS_PORT=19443 VGW_PORT=17070 AZURITE_PORT=10000 AZURITE_TLS_PORT=10001
+MINIO_PORT=19000 MINIO_TLS_PORT=19443 MINIO_REGION_PORT=19200 VGW_PORT=17070 AZURITE_PORT=10000 AZURITE_TLS_PORT=10001
 GCS_PORT=14443 ETCD_PORT=12379 ETCD_PEER_PORT=12380 KUBE_PORT=16443
 AZURITE_ACCOUNT=devstoreaccount1
 AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
@@ -122,11 +122,14 @@ start() {
   for b in minio mc versitygw azurite-blob fake-gcs-server; do [ -x "$BIN/$b" ] || { log "$BIN/$b missing: run scripts/install-deps.sh"; exit 1; }; done
   mkdir -p "$RUN"
   certs
-  mkdir -p "$RUN/minio-data" "$RUN/minio-tls-data" "$RUN/vgw-data" "$RUN/vgw-iam"
+  mkdir -p "$RUN/minio-data" "$RUN/minio-tls-data" "$RUN/minio-region-data" "$RUN/vgw-data" "$RUN/vgw-iam"
   MINIO_ROOT_USER=$ROOT_USER MINIO_ROOT_PASSWORD=$ROOT_PASS MINIO_BROWSER=off \
     start_bg minio "$BIN/minio" server "$RUN/minio-data" --address "127.0.0.1:$MINIO_PORT" --console-address 127.0.0.1:19001
   MINIO_ROOT_USER=$ROOT_USER MINIO_ROOT_PASSWORD=$ROOT_PASS MINIO_BROWSER=off \
     start_bg minio-tls "$BIN/minio" server "$RUN/minio-tls-data" --address "127.0.0.1:$MINIO_TLS_PORT" --console-address 127.0.0.1:19444 --certs-dir "$RUN/tls/minio"
+  # a MinIO whose region is eu-west-3: requests signed for us-east-1 are refused with the region named
+  MINIO_ROOT_USER=$ROOT_USER MINIO_ROOT_PASSWORD=$ROOT_PASS MINIO_BROWSER=off MINIO_SITE_REGION=eu-west-3 \
+    start_bg minio-region "$BIN/minio" server "$RUN/minio-region-data" --address "127.0.0.1:$MINIO_REGION_PORT" --console-address 127.0.0.1:19201
   start_bg versitygw "$BIN/versitygw" --port "127.0.0.1:$VGW_PORT" --admin-port 127.0.0.1:17080 \
     --access "$VGW_USER" --secret "$VGW_PASS" --iam-dir "$RUN/vgw-iam" posix "$RUN/vgw-data"
   mkdir -p "$RUN/azurite" "$RUN/azurite-tls"
@@ -138,6 +141,7 @@ start() {
     -public-host "127.0.0.1:$GCS_PORT" -external-url "http://127.0.0.1:$GCS_PORT" -backend memory -log-level error
   wait_http "http://127.0.0.1:$MINIO_PORT/minio/health/live"
   wait_http "https://127.0.0.1:$MINIO_TLS_PORT/minio/health/live" --cacert "$RUN/tls/ca.crt"
+  wait_http "http://127.0.0.1:$MINIO_REGION_PORT/minio/health/live"
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$VGW_PORT/" && break; sleep 0.2; done
   for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$AZURITE_PORT/" && break; sleep 0.2; done
   wait_http "http://127.0.0.1:$GCS_PORT/storage/v1/b"
@@ -148,6 +152,8 @@ start() {
   cat >"$RUN/servers.env" <<ENV
 MINIO_ENDPOINT=http://127.0.0.1:$MINIO_PORT
 MINIO_TLS_ENDPOINT=https://127.0.0.1:$MINIO_TLS_PORT
+MINIO_REGION_ENDPOINT=http://127.0.0.1:$MINIO_REGION_PORT
+MINIO_REGION=eu-west-3
 MINIO_ROOT_USER=$ROOT_USER
 MINIO_ROOT_PASSWORD=$ROOT_PASS
 TLS_CA=$RUN/tls/ca.crt

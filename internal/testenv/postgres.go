@@ -106,16 +106,28 @@ func (p *Postgres) script(name, cmd string, args ...string) string {
 
 func (p *Postgres) run(what string, args ...string) string {
 	p.t.Helper()
+	out, err := p.try(args...)
+	if err != nil {
+		log, _ := os.ReadFile(p.Dir + "/log")
+		p.t.Fatalf("%s: %v\n%s\nserver log:\n%s", what, err, out, log)
+	}
+	return out
+}
+
+func (p *Postgres) try(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--"}, args...)...)
 	cmd.Dir = p.Dir
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		log, _ := os.ReadFile(p.Dir + "/log")
-		p.t.Fatalf("%s: %v\n%s\nserver log:\n%s", what, err, out, log)
-	}
-	return string(out)
+	return string(out), err
+}
+
+// TryBackup is Backup when the backup may fail: its output and error.
+func (p *Postgres) TryBackup(backupArgs ...string) (string, error) {
+	p.t.Helper()
+	s := p.script("backup.sh", "barman-cloud-backup", append([]string{"--immediate-checkpoint", "-h", p.Dir, "-p", strconv.Itoa(p.Port), "-U", "postgres"}, backupArgs...)...)
+	return p.try(s)
 }
 
 // SQL runs one statement with psql and returns its unaligned output.

@@ -54,7 +54,7 @@ func OpenStore(t testing.TB, doc string) providers.Store {
 	}
 	ctx := context.Background()
 	ca, _ := d.CA(ctx, pt)
-	n, err := providers.NewNet(ca, providers.NetOptions{})
+	n, err := providers.NewNet(ca, providers.NetOptions{Trust: d.Info().TLS})
 	if err != nil {
 		t.Fatal(err)
 	}

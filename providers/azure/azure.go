@@ -32,7 +32,7 @@ type Driver struct{}
 // Info describes the provider.
 func (Driver) Info() providers.Info {
 	return providers.Info{Name: "azure", CredentialsField: "azureCredentials", Scheme: "http(s):// (Azure)", DestinationForm: "https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH",
-		BucketNoun: "container", IdentityAnnotation: "azure.workload.identity/client-id", IdentityName: "an Azure AD identity (workload identity)"}
+		BucketNoun: "container", IdentityAnnotation: "azure.workload.identity/client-id", IdentityName: "an Azure AD identity (workload identity)", TLS: providers.Trust{Client: "requests with urllib3 ≥ 2.4 on Python 3.13 (the Barman Cloud plugin sidecar ≥ v0.4.0, CNPG's system-trixie images)", PartialChain: true, Strict: true}}
 }
 
 // Serves: barman-cloud takes every http(s):// destination for Azure Blob Storage.
@@ -472,6 +472,36 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return providers.Classifier(s.classify).Err("DeleteBlob", err)
 }
 
+// DeleteBatch deletes blobs with the Blob Batch API (barman-cloud's delete_blobs, 256 at most per
+// batch); a sub-request that fails (other than 404, which barman only warns about) is an error.
+func (s *Store) DeleteBatch(ctx context.Context, keys []string) error {
+	bb, err := s.c.NewBatchBuilder()
+	if err != nil {
+		return s.classify("BlobBatch", err)
+	}
+	for _, k := range keys {
+		if err := bb.Delete(k, nil); err != nil {
+			return s.classify("BlobBatch", err)
+		}
+	}
+	resp, err := s.c.SubmitBatch(ctx, bb, nil)
+	if err != nil {
+		return s.classify("BlobBatch", err)
+	}
+	for _, r := range resp.Responses {
+		if r.Error != nil {
+			var re *azcore.ResponseError
+			if errors.As(r.Error, &re) && re.StatusCode == http.StatusNotFound {
+				continue
+			}
+			e := s.classify("BlobBatch", r.Error)
+			e.Msg = fmt.Sprintf("%s (deleting %s)", e.Msg, s.red.Redact(deref(r.BlobName)))
+			return e
+		}
+	}
+	return nil
+}
+
 // Exists reports whether a blob exists.
 func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	_, err := s.c.NewBlobClient(key).GetProperties(ctx, nil)
@@ -580,7 +610,7 @@ func (s *Store) deniedFix(op string) string {
 	switch op {
 	case "PutBlob", "PutBlock", "PutBlockList":
 		return "assign the \"Storage Blob Data Contributor\" role on the container (or a SAS with c and w permissions)"
-	case "DeleteBlob":
+	case "DeleteBlob", "BlobBatch":
 		return "assign the \"Storage Blob Data Contributor\" role on the container (or add d, delete, to the SAS permissions): retention needs it"
 	case "GetBlob", "GetBlobProperties":
 		return "assign the \"Storage Blob Data Reader\" role or better (or add r, read, to the SAS permissions)"

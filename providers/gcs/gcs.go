@@ -35,7 +35,7 @@ type Driver struct {
 // Info describes the provider.
 func (Driver) Info() providers.Info {
 	return providers.Info{Name: "gcs", CredentialsField: "googleCredentials", Scheme: "gs://", DestinationForm: "gs://BUCKET/PATH", BucketNoun: "bucket",
-		IdentityAnnotation: "iam.gke.io/gcp-service-account", IdentityName: "a Google service account (GKE workload identity)"}
+		IdentityAnnotation: "iam.gke.io/gcp-service-account", IdentityName: "a Google service account (GKE workload identity)", TLS: providers.Trust{Client: "google-auth (requests, urllib3 ≥ 2.4, Python 3.13)", PartialChain: true, Strict: true}}
 }
 
 // Serves: barman-cloud sends gs:// destinations to Google Cloud Storage.
@@ -304,6 +304,17 @@ func (s *Store) Get(ctx context.Context, key string, limit int64) ([]byte, error
 // Delete deletes an object.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	return providers.Classifier(s.classify).Err("DeleteObject", s.b.Object(key).Delete(ctx))
+}
+
+// DeleteBatch deletes objects one by one: barman-cloud batches them through the JSON API's batch
+// endpoint, which the Go client does not offer; each is the same storage.objects.delete.
+func (s *Store) DeleteBatch(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		if err := s.Delete(ctx, k); err != nil && providers.KindOf(err) != providers.KindNotFound {
+			return err
+		}
+	}
+	return nil
 }
 
 // Exists reports whether an object exists.

@@ -16,7 +16,7 @@ import (
 type MemStore struct {
 	URL      *url.URL        // what Endpoint returns (point it at a real loopback server for the endpoint check)
 	PageSize int             // keys per listing page (<= 0: 1000), to exercise continuation
-	Deny     map[string]bool // operations answered with "access denied": Put, Get, List, Delete, Multipart
+	Deny     map[string]bool // operations answered with "access denied": Put, Get, List, Delete, DeleteBatch, Multipart
 	Missing  bool            // the bucket does not exist: every operation answers not-found
 
 	mu      sync.Mutex
@@ -165,6 +165,20 @@ func (m *MemStore) Delete(_ context.Context, k string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.objs, k)
+	return nil
+}
+
+// DeleteBatch deletes every key ("DeleteBatch" may be denied on its own, as stores refusing bulk
+// deletes do).
+func (m *MemStore) DeleteBatch(ctx context.Context, keys []string) error {
+	if err := m.denied("DeleteBatch"); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := m.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -79,10 +79,14 @@ func Run(t *testing.T, open Opener, o Options) {
 			t.Errorf("Get of an empty object: %q %v", got, err)
 		}
 		s.Delete(ctx, "acc/pg/empty")
-		for _, k := range keys {
-			if err := s.Delete(ctx, k); err != nil {
-				t.Errorf("Delete %s: %v", k, err)
-			}
+		if err := s.Delete(ctx, keys[0]); err != nil {
+			t.Errorf("Delete %s: %v", keys[0], err)
+		}
+		if err := s.DeleteBatch(ctx, keys[1:]); err != nil {
+			t.Errorf("DeleteBatch %v: %v", keys[1:], err)
+		}
+		if l, err := s.List(ctx, "acc/pg/", "", 0); err != nil || len(l.Keys) != 0 {
+			t.Errorf("after Delete and DeleteBatch: %+v %v", l.Keys, err)
 		}
 		if ok, err := s.Exists(ctx, keys[0]); ok || err != nil {
 			t.Errorf("Exists after delete: %v %v", ok, err)

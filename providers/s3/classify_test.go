@@ -315,14 +315,6 @@ func TestClassifyCheckBucket(t *testing.T) {
 			s3Want{"HeadBucket", providers.KindAuth, "InvalidAccessKeyId", 403, nil, "check the access key id"}, 1},
 		{"missing bucket", map[string]s3Reply{"HeadBucket": {404, "", "", nil}},
 			s3Want{"HeadBucket", providers.KindNotFound, "NotFound", 404, []string{"HeadBucket: 404 Not Found"}, `create the bucket "bucket" before enabling backups`}, 0},
-		{"wrong region", map[string]s3Reply{
-			"HeadBucket":    {400, "", "", map[string]string{"x-amz-bucket-region": "eu-west-1"}},
-			"ListObjectsV2": {400, "AuthorizationHeaderMalformed", "The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'", map[string]string{"x-amz-bucket-region": "eu-west-1"}}},
-			s3Want{"HeadBucket", providers.KindRegion, "AuthorizationHeaderMalformed", 400, []string{"HeadBucket: ", "ListObjectsV2: 400 Bad Request (AuthorizationHeaderMalformed", "the bucket is in eu-west-1, requests are signed for us-east-1"}, `set s3Credentials.region to a Secret key holding "eu-west-1"`}, 1},
-		{"moved permanently", map[string]s3Reply{
-			"HeadBucket":    {301, "", "", map[string]string{"x-amz-bucket-region": "ap-south-1"}},
-			"ListObjectsV2": {301, "PermanentRedirect", "The bucket you are attempting to access must be addressed using the specified endpoint.", map[string]string{"x-amz-bucket-region": "ap-south-1"}}},
-			s3Want{"HeadBucket", providers.KindRegion, "PermanentRedirect", 301, []string{"the bucket is in ap-south-1"}, `set s3Credentials.region to a Secret key holding "ap-south-1"`}, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -462,5 +454,49 @@ func TestCheckBucketQuotesHeadStatus(t *testing.T) {
 	e := asError(t, s.CheckBucket(context.Background()))
 	if strings.Contains(e.Msg, "403") {
 		t.Errorf("HeadBucket answered 400, the message says 403: %s", e.Msg)
+	}
+}
+
+// A store that names another region (x-amz-bucket-region) is asked again, signed for that region,
+// as botocore's region redirector does: success with a notice naming the region to set; when even
+// that request is refused, the error.
+func TestCheckBucketFollowsTheRegionLikeBotocore(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{http.StatusBadRequest, http.StatusMovedPermanently} {
+		for _, accepts := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%d accepts %v", status, accepts), func(t *testing.T) {
+				t.Parallel()
+				var heads atomic.Int64
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodHead {
+						heads.Add(1)
+					}
+					if accepts && strings.Contains(r.Header.Get("Authorization"), "/eu-west-1/s3/aws4_request") {
+						return
+					}
+					w.Header().Set("x-amz-bucket-region", "eu-west-1")
+					w.WriteHeader(status)
+				}))
+				defer srv.Close()
+				s := connect(t, srv.URL, true)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				err := s.CheckBucket(ctx)
+				var nt *providers.Notice
+				if accepts {
+					if !errors.As(err, &nt) || !strings.Contains(nt.Msg, "the bucket is in eu-west-1, requests were signed for us-east-1") || !strings.Contains(nt.Fix, `"eu-west-1"`) {
+						t.Errorf("CheckBucket: %v", err)
+					}
+					if _, err := s.Exists(ctx, "prefix/pg/x"); err != nil {
+						t.Errorf("later requests are not signed for eu-west-1: %v", err)
+					}
+				} else if err == nil || errors.As(err, &nt) {
+					t.Errorf("CheckBucket: %v, want an error", err)
+				}
+				if n := heads.Load(); n < 2 {
+					t.Errorf("%d HeadBucket requests, want the redirected one too", n)
+				}
+			})
+		}
 	}
 }

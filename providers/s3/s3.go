@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
@@ -32,7 +34,7 @@ type Driver struct{}
 // Info describes the provider.
 func (Driver) Info() providers.Info {
 	return providers.Info{Name: "s3", CredentialsField: "s3Credentials", Scheme: "s3://", DestinationForm: "s3://BUCKET/PATH", BucketNoun: "bucket",
-		IdentityAnnotation: "eks.amazonaws.com/role-arn", IdentityName: "an IAM role (IRSA)"}
+		IdentityAnnotation: "eks.amazonaws.com/role-arn", IdentityName: "an IAM role (IRSA)", TLS: providers.Trust{Client: "botocore"}}
 }
 
 // Serves: barman-cloud sends s3:// destinations to boto3.
@@ -60,6 +62,10 @@ func (Driver) PutOptions(c *manifest.BarmanObjectStore) providers.PutOptions {
 	}
 	return o
 }
+
+// equalPartHosts are endpoint host suffixes of stores known to refuse multipart uploads whose
+// non-trailing parts differ in size (Cloudflare R2).
+var equalPartHosts = []string{".r2.cloudflarestorage.com"}
 
 // DefaultRegion is the region boto3 signs with when none is configured.
 const DefaultRegion = "us-east-1"
@@ -116,6 +122,14 @@ func (Driver) Validate(t *providers.Target) (providers.Location, []providers.Fin
 		}
 	}
 
+	if loc.Endpoint != nil && c.Data != nil && c.Data.Compression == "snappy" {
+		for _, h := range equalPartHosts {
+			if strings.HasSuffix(strings.ToLower(loc.Endpoint.Hostname()), h) {
+				fs = append(fs, providers.Warnf(t.F("data.compression"), "use data.compression gzip or bzip2, whose multipart parts are equal",
+					"%s requires non-trailing multipart parts of equal size; with snappy, barman-cloud-backup's parts differ, so base backups larger than one chunk (20.5 MiB) fail (check --deep probes it)", loc.Endpoint.Hostname()))
+			}
+		}
+	}
 	cr := c.S3Credentials
 	cf := t.F("s3Credentials")
 	if cr == nil {
@@ -185,6 +199,10 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		}),
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenSupported,
+		// botocore sends "Expect: 100-continue" with every request body
+		ContinueHeaderThresholdBytes: 1,
+		// and streams aws-chunked bodies with Transfer-Encoding: chunked, not a Content-Length
+		APIOptions: []func(*middleware.Stack) error{chunkedAWSChunked},
 	}
 	// boto3 ≥ 1.36 reads these from the environment the backup client runs with.
 	if strings.EqualFold(t.Env["AWS_REQUEST_CHECKSUM_CALCULATION"], "when_required") {
@@ -256,17 +274,37 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		opts.BaseEndpoint = aws.String(loc.Endpoint.String())
 		opts.UsePathStyle = true // boto3 uses path-style addressing with a custom endpoint_url
 	}
-	client := s3.New(opts)
-	endpoint := loc.Endpoint
-	if c.EndpointURL == "" {
-		host := "s3." + region + ".amazonaws.com"
-		if !strings.Contains(loc.Bucket, ".") {
-			host = loc.Bucket + "." + host
-		}
-		endpoint = &url.URL{Scheme: "https", Host: host}
-	}
 	checksums := opts.RequestChecksumCalculation == aws.RequestChecksumCalculationWhenSupported
-	return &Store{c: client, loc: loc, red: red, endpoint: endpoint, region: region, checksums: checksums}, identity, fs
+	st := &Store{loc: loc, red: red, opts: opts, custom: c.EndpointURL != "", checksums: checksums}
+	st.setRegion(region)
+	return st, identity, fs
+}
+
+// setRegion (re)opens the client signing for region (and, on AWS, talking to its endpoint).
+func (s *Store) setRegion(region string) {
+	s.region, s.opts.Region = region, region
+	s.c = s3.New(s.opts)
+	s.endpoint = s.loc.Endpoint
+	if !s.custom {
+		host := "s3." + region + ".amazonaws.com"
+		if !strings.Contains(s.loc.Bucket, ".") {
+			host = s.loc.Bucket + "." + host
+		}
+		s.endpoint = &url.URL{Scheme: "https", Host: host}
+	}
+}
+
+// chunkedAWSChunked sends an aws-chunked body (a checksum trailer) without Content-Length, with
+// Transfer-Encoding: chunked, as botocore does: a store or proxy refusing chunked request bodies
+// fails our probe as it fails barman-cloud.
+func chunkedAWSChunked(stack *middleware.Stack) error {
+	return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("cnpg-preflight:chunked", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		if req, ok := in.Request.(*smithyhttp.Request); ok && strings.Contains(req.Header.Get("Content-Encoding"), "aws-chunked") {
+			req.ContentLength = -1
+			req.Header.Del("Content-Length")
+		}
+		return next.HandleFinalize(ctx, in)
+	}), "Signing", middleware.Before) // the length must not be signed
 }
 
 func maskID(id string) string {
@@ -279,6 +317,8 @@ func maskID(id string) string {
 // Store is an S3 bucket.
 type Store struct {
 	c        *s3.Client
+	opts     s3.Options // what c was made with
+	custom   bool       // endpointURL is set (otherwise AWS, whose endpoint names the region)
 	loc      providers.Location
 	red      *providers.Redactor
 	endpoint *url.URL
@@ -296,12 +336,34 @@ func (s *Store) MinPartSize() int { return 5 << 20 }
 
 // CheckBucket does what barman-cloud does first: HeadBucket. A 403 is explained by one listing
 // under the prefix (bad credentials, or a prefix-scoped policy without bucket-level ListBucket).
+//
+// When the store names another region (x-amz-bucket-region on a 301/400 answer), it does what
+// botocore's region redirector does: sign once more for that region, and keep it. That succeeds,
+// with a notice: every barman-cloud process (one per WAL archived) pays the extra round trip.
 func (s *Store) CheckBucket(ctx context.Context) error {
 	_, err := s.c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.loc.Bucket})
 	if err == nil {
 		return nil
 	}
 	e := s.classify("HeadBucket", err)
+	if to := redirectRegion(err); to != "" && to != s.region && (e.Kind == providers.KindRegion || e.Status == http.StatusBadRequest) {
+		from := s.region
+		s.setRegion(to)
+		if _, err2 := s.c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.loc.Bucket}); err2 == nil {
+			return &providers.Notice{
+				Msg: fmt.Sprintf("the bucket is in %s, requests were signed for %s: like botocore, signed again for %s and reached it; barman-cloud pays that extra round trip in every process (each archived WAL)", to, from, to),
+				Fix: fmt.Sprintf("set s3Credentials.region to a Secret key holding %q (or AWS_DEFAULT_REGION=%s in the backup client's environment)", to, to)}
+		} else {
+			// botocore redirects once: the store's first answer, and what the second said
+			e2 := s.classify("HeadBucket", err2)
+			s.setRegion(from)
+			e.Msg += fmt.Sprintf("; signed again for %s (as botocore does), it still answers %s", to, e2.Msg)
+			if e.Fix == "" {
+				e.Fix = e2.Fix
+			}
+			return e
+		}
+	}
 	if e.Status != http.StatusForbidden && e.Status != http.StatusBadRequest && e.Status != http.StatusMovedPermanently {
 		return e
 	}
@@ -365,6 +427,9 @@ func (s *Store) List(ctx context.Context, prefix, delimiter string, max int) (pr
 // Put writes one object with the headers barman would send (server-side encryption, tags).
 func (s *Store) Put(ctx context.Context, key string, data []byte, o providers.PutOptions) error {
 	in := &s3.PutObjectInput{Bucket: &s.loc.Bucket, Key: &key, Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data)))}
+	if s.checksums {
+		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32 // s3transfer sets it explicitly (x-amz-sdk-checksum-algorithm)
+	}
 	if o.Encryption != "" {
 		in.ServerSideEncryption = types.ServerSideEncryption(o.Encryption)
 	}
@@ -408,6 +473,55 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return providers.Classifier(s.classify).Err("DeleteObject", err)
 }
 
+// DeleteBatch deletes keys the way barman-cloud's retention does: DeleteObjects (Quiet), whose
+// request carries a CRC32 checksum and no Content-MD5 with boto3 ≥ 1.36. A key the store could not
+// delete (an Errors entry of the answer) is an error too.
+func (s *Store) DeleteBatch(ctx context.Context, keys []string) error {
+	objs := make([]types.ObjectIdentifier, len(keys))
+	for i := range keys {
+		objs[i] = types.ObjectIdentifier{Key: &keys[i]}
+	}
+	out, err := s.c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: &s.loc.Bucket, Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)}})
+	if err != nil {
+		e := s.classify("DeleteObjects", err)
+		e.Fallback = md5Fallback(e.Code, e.Msg)
+		return e
+	}
+	for _, e := range out.Errors {
+		code, msg := aws.ToString(e.Code), aws.ToString(e.Message)
+		pe := &providers.Error{Op: "DeleteObjects", Code: code, Kind: providers.KindOther, Msg: s.red.Redact(fmt.Sprintf("DeleteObjects: %s could not be deleted (%s: %s)", aws.ToString(e.Key), code, msg))}
+		if deniedCodes[code] {
+			pe.Kind, pe.Fix = providers.KindDenied, s.fixFor("DeleteObject", providers.KindDenied)
+		}
+		return pe
+	}
+	return nil
+}
+
+// redirectRegion is the region an S3 answer names (x-amz-bucket-region), as botocore reads it.
+func redirectRegion(err error) string {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.Response != nil {
+		return re.Response.Header.Get("X-Amz-Bucket-Region")
+	}
+	return ""
+}
+
+// md5Fallback says which barman-cloud versions retry a DeleteObjects refused for a missing
+// Content-MD5 (boto3 ≥ 1.36 sends a CRC32 instead) with single DeleteObject calls.
+func md5Fallback(code, msg string) string {
+	m := strings.ToLower(msg)
+	switch {
+	case code == "MissingContentMD5":
+		return "barman-cloud ≥ 3.16.0 falls back to single deletes on MissingContentMD5"
+	case strings.Contains(m, "missing required header for this request: content-md5"):
+		return "barman-cloud ≥ 3.16.2 falls back to single deletes on this answer"
+	case strings.Contains(m, "content-md5"):
+		return "barman-cloud ≥ 3.17.0 falls back to single deletes on an answer naming Content-MD5"
+	}
+	return ""
+}
+
 // Exists reports whether key exists.
 func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	_, err := s.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.loc.Bucket, Key: &key})
@@ -421,12 +535,15 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	return false, e
 }
 
-// StartMultipart creates a multipart upload and uploads the parts concurrently.
+// MaxParts is the highest part number S3 accepts; barman-cloud sizes its chunks for it.
+const MaxParts = 10000
+
+// StartMultipart creates a multipart upload the way barman-cloud-backup does (no checksum algorithm
+// on the create, CRC32 on each part with boto3 ≥ 1.36) and uploads the parts concurrently. The
+// last part gets part number 10,000, S3's highest: a store allowing fewer parts refuses it, and
+// barman-cloud would fail once a tar file needs more parts than it allows.
 func (s *Store) StartMultipart(ctx context.Context, key string, parts [][]byte, o providers.PutOptions) (providers.Upload, error) {
 	in := &s3.CreateMultipartUploadInput{Bucket: &s.loc.Bucket, Key: &key}
-	if s.checksums {
-		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
-	}
 	if o.Encryption != "" {
 		in.ServerSideEncryption = types.ServerSideEncryption(o.Encryption)
 	}
@@ -447,19 +564,29 @@ func (s *Store) StartMultipart(ctx context.Context, key string, parts [][]byte, 
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
 	for i, p := range parts {
+		num := int32(i + 1)
+		if i == len(parts)-1 && i > 0 {
+			num = MaxParts
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			num := int32(i + 1)
-			res, err := s.c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &s.loc.Bucket, Key: &key, UploadId: up.UploadId, PartNumber: &num, Body: bytes.NewReader(p), ContentLength: aws.Int64(int64(len(p)))})
+			in := &s3.UploadPartInput{Bucket: &s.loc.Bucket, Key: &key, UploadId: up.UploadId, PartNumber: &num, Body: bytes.NewReader(p), ContentLength: aws.Int64(int64(len(p)))}
+			if s.checksums {
+				in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
+			}
+			res, err := s.c.UploadPart(ctx, in)
 			if err != nil {
-				errs[i] = s.classify("UploadPart", err)
+				e := s.classify("UploadPart", err)
+				if num == MaxParts && e.Status == http.StatusBadRequest {
+					e.Msg += fmt.Sprintf("; part number %d is refused: %s", MaxParts, partLimitNote)
+					e.Fix = fmt.Sprintf("raise the store's part limit to %d, or make barman-cloud-backup cut tar files that fit (data.additionalCommandArgs: [\"--max-archive-size=4GB\"] keeps 5 MiB chunks within 1,000 parts)", MaxParts)
+				}
+				errs[i] = e
 				return
 			}
+			// barman completes with part numbers and ETags only (no part checksums)
 			u.parts[i] = types.CompletedPart{ETag: res.ETag, PartNumber: &num}
-			if s.checksums {
-				u.parts[i].ChecksumCRC32 = res.ChecksumCRC32
-			}
 		}()
 	}
 	wg.Wait()
@@ -480,6 +607,19 @@ func (s *Store) StartMultipart(ctx context.Context, key string, parts [][]byte, 
 		return u, first
 	}
 	return nil, first
+}
+
+// partLimitNote explains what a part limit means for barman-cloud-backup's default sizes.
+var partLimitNote = fmt.Sprintf("barman-cloud-backup uploads each tar file (at most --max-archive-size, default 100 GiB) in chunks of %.1f MiB by default, up to %d parts; a store that allows only 1,000 parts fails once a tar file passes %.1f GiB",
+	float64(DefaultChunkSize)/(1<<20), MaxParts, float64(1000*DefaultChunkSize)/(1<<30))
+
+// DefaultChunkSize is barman-cloud-backup's S3 chunk size with its default --max-archive-size
+// (100 GiB): 2 × 100 GiB / 10,000, at least 5 MiB.
+const DefaultChunkSize = 2 * ((100 << 30) / MaxParts)
+
+// Describe says what the multipart probe proved about barman's uploads.
+func (u *upload) Describe() string {
+	return fmt.Sprintf("part number %d accepted: barman's default %.1f MiB chunks can carry a tar file of up to 100 GiB (--max-archive-size)", MaxParts, float64(DefaultChunkSize)/(1<<20))
 }
 
 type upload struct {
@@ -586,6 +726,11 @@ func (u *upload) abort(ctx context.Context, id *string) error {
 	return nil
 }
 
+// checksumFix: a store refusing the integrity headers boto3 ≥ 1.36 sends by default (or SSE, tags).
+const checksumFix = "the store refuses a header barman-cloud sends for this configuration: for the checksum headers of boto3 ≥ 1.36 (x-amz-checksum-*, aws-chunked), " +
+	"set AWS_REQUEST_CHECKSUM_CALCULATION=when_required and AWS_RESPONSE_CHECKSUM_VALIDATION=when_required in the backup client's environment " +
+	"(in-tree: the Cluster's spec.env; Barman Cloud plugin: the ObjectStore's spec.instanceSidecarConfiguration.env); otherwise remove wal/data encryption or tags"
+
 // fixFor names the S3 permission or setting an operation needs.
 func (s *Store) fixFor(op string, k providers.Kind) string {
 	objects := fmt.Sprintf("arn:aws:s3:::%s/%s*", s.loc.Bucket, s.loc.Base())
@@ -597,7 +742,7 @@ func (s *Store) fixFor(op string, k providers.Kind) string {
 	case providers.KindAuth:
 		return "check the access key id and secret in the referenced Secret (and the session token, if any): the store rejected the signature or key"
 	case providers.KindUnsupported:
-		return "the store refuses a header barman-cloud sends for this configuration: remove wal/data encryption or tags, or, for checksum errors, set AWS_REQUEST_CHECKSUM_CALCULATION=when_required and AWS_RESPONSE_CHECKSUM_VALIDATION=when_required in the backup client's environment"
+		return checksumFix
 	case providers.KindThrottled:
 		return "the store is throttling (503 SlowDown): retry later or raise its request limits"
 	case providers.KindDenied:
