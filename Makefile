@@ -6,6 +6,9 @@ GO ?= go
 BIN := bin/cnpg-preflight
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/cnpg-preflight/cnpg-preflight/cli.Version=$(VERSION)
+# disable_grpc_modules drops the GCS client's gRPC transport (we use its JSON API): every build and
+# test uses it, so what runs is what ships.
+TAGS := disable_grpc_modules
 export CNPG_PREFLIGHT_RUN ?= /tmp/cnpg-preflight-servers
 SERVERS_ENV := $(CNPG_PREFLIGHT_RUN)/servers.env
 
@@ -14,10 +17,10 @@ SERVERS_ENV := $(CNPG_PREFLIGHT_RUN)/servers.env
 # Benchmarks against the local servers: bench/results/results.json and summary.md.
 bench: build servers
 	scripts/install-deps.sh awscli
-	CNPG_PREFLIGHT_SERVERS=$(SERVERS_ENV) $(GO) run ./bench $(BIN)
+	CNPG_PREFLIGHT_SERVERS=$(SERVERS_ENV) $(GO) run -tags $(TAGS) ./bench $(BIN)
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cnpg-preflight
+	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cnpg-preflight
 
 deps:
 	scripts/install-deps.sh
@@ -38,7 +41,7 @@ test: servers
 	if [ -z "$$mode" ]; then if docker version >/dev/null 2>&1; then mode=containers; else mode=processes; fi; fi; \
 	if [ "$$mode" = containers ]; then scripts/images.sh --if-missing; fi; \
 	echo "make test: server mode $$mode"; \
-	CNPG_PREFLIGHT_SERVER_MODE=$$mode CNPG_PREFLIGHT_INTEGRATION=1 CNPG_PREFLIGHT_SERVERS=$(SERVERS_ENV) $(GO) test -count=1 -timeout 25m ./...
+	CNPG_PREFLIGHT_SERVER_MODE=$$mode CNPG_PREFLIGHT_INTEGRATION=1 CNPG_PREFLIGHT_SERVERS=$(SERVERS_ENV) $(GO) test -tags $(TAGS) -count=1 -timeout 25m ./...
 
 # Local images for the container mode, built from the pinned binaries without pulling anything.
 images:
@@ -46,7 +49,7 @@ images:
 
 # Unit tests only (no servers).
 unit:
-	$(GO) test -count=1 ./...
+	$(GO) test -tags $(TAGS) -count=1 ./...
 
 demo: build
 	scripts/install-deps.sh minio mc versitygw azurite fake-gcs
@@ -56,11 +59,11 @@ demo: build
 # Fuzz each target for FUZZTIME (seed corpora: testdata/fuzz/ of each package and the f.Add seeds).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./manifest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./providers/s3 -run '^$$' -fuzz '^FuzzParseS3$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./providers/azure -run '^$$' -fuzz '^FuzzParseAzure$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./checks -run '^$$' -fuzz '^FuzzWALName$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/text -run '^$$' -fuzz '^FuzzSanitize$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./manifest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./providers/s3 -run '^$$' -fuzz '^FuzzParseS3$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./providers/azure -run '^$$' -fuzz '^FuzzParseAzure$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./checks -run '^$$' -fuzz '^FuzzWALName$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./internal/text -run '^$$' -fuzz '^FuzzSanitize$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin

@@ -56,6 +56,7 @@ type results struct {
 	Concurrency []stat             `json:"concurrencyChoice"`
 	Lint        stat               `json:"lint"`
 	Hostile     []stat             `json:"hostileStreams"`
+	Startup     *startupStat       `json:"startup,omitempty"`
 	Serve       *serveStat         `json:"serve,omitempty"`
 }
 
@@ -90,8 +91,12 @@ func run() error {
 	out := "bench/results"
 	tmp, _ := os.MkdirTemp("", "pf-bench-")
 	defer os.RemoveAll(tmp)
-	if os.Getenv("BENCH_ONLY") == "hostile" { // a quick look at one section, nothing recorded
+	switch os.Getenv("BENCH_ONLY") { // a quick look at one section, nothing recorded
+	case "hostile":
 		fmt.Print(markdown(results{Hostile: hostileStreams(bin, tmp)}))
+		return nil
+	case "startup":
+		fmt.Print(startup(bin).markdown())
 		return nil
 	}
 	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Ratios: map[string]float64{}}
@@ -210,6 +215,12 @@ aws --endpoint-url %s s3 rm s3://%s/aws/probe.txt >/dev/null
 		lint = append(lint, measure([]string{bin, "check", "-f", fleet500, "-o", "json", "--offline"}, nil))
 	}
 	res.Lint = summarize("--offline, 500 Clusters", lint)
+
+	// 5b. Start-up, and the read-only fleet scan.
+	res.Startup = startup(bin)
+	res.Startup.OneTargetRSS = res.OneTarget[0].RSSMiB
+	ro := summarize("1000 targets, --read-only", []sample{measure([]string{bin, "check", "-f", filepath.Join(tmp, "fleet-1000.yaml"), "-o", "json", "--read-only"}, nil)})
+	res.Startup.ReadOnlyFleet = &ro
 
 	// 6. Hostile endpoints: time to the verdict and peak RSS under endless or lying answers.
 	res.Hostile = hostileStreams(bin, tmp)
@@ -366,6 +377,7 @@ func markdown(r results) string {
 	if len(r.OneTarget) > 0 {
 		b.WriteString(measurements(r))
 	}
+	b.WriteString(r.Startup.markdown())
 	b.WriteString("\n## Hostile endpoints (--timeout 10s)\n\n| stream | time to verdict ms | peak RSS MiB | exit |\n|---|---|---|---|\n")
 	for _, s := range r.Hostile {
 		fmt.Fprintf(&b, "| %s | %.0f | %.1f | %v |\n", s.Name, s.WallMs, s.RSSMiB, s.ExitCodes)

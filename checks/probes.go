@@ -277,32 +277,51 @@ type stagedUpload struct {
 	up    providers.Upload
 	parts int
 	mib   float64
+	probe *storeProbe // the store's large-part probe
+	mine  bool        // this target makes it (its upload carries the large part)
 }
 
-// runMultipartUpload uploads the multipart probe's parts (while write, read and delete run).
+// runMultipartUpload uploads the multipart probe's parts (while write, read and delete run). The
+// large part (the store's minimum part size, part number 10,000 on S3, unequal parts with --deep)
+// is uploaded once per store — endpoint, bucket and identity — by the first target on it; every
+// target uploads a small single-part upload under its own prefix (create, upload, complete or
+// abort are permissions of the prefix).
 func runMultipartUpload(ctx context.Context, r *Run) Result {
 	key, _, _ := probeKey(r, "-multipart")
+	probe, mine := r.shared.claim(r.storeKey(), r.t.ID)
 	last := []byte("cnpg-preflight multipart probe, safe to delete\n")
-	parts := [][]byte{bigPart(r.store().MinPartSize()), last}
-	if r.opts.Deep {
-		// barman's parts differ in size with snappy: a store requiring equal non-trailing parts
-		// refuses the completion
-		parts = [][]byte{bigPart(r.store().MinPartSize()), bigPart(r.store().MinPartSize() + 1), last}
+	parts := [][]byte{last}
+	if mine {
+		parts = [][]byte{bigPart(r.store().MinPartSize()), last}
+		if r.opts.Deep {
+			// barman's parts differ in size with snappy: a store requiring equal non-trailing parts
+			// refuses the completion
+			parts = [][]byte{bigPart(r.store().MinPartSize()), bigPart(r.store().MinPartSize() + 1), last}
+		}
 	}
 	up, err := r.store().StartMultipart(ctx, key, parts, r.drv.PutOptions(r.t.Conf))
 	if up != nil {
 		r.trackUpload(key, up) // cleanup aborts it if the multipart check cannot finish
 	}
 	if err != nil {
-		return errResult(err, fmt.Sprintf(multipartFix, r.loc.Base()))
+		res := errResult(err, fmt.Sprintf(multipartFix, r.loc.Base()))
+		if mine {
+			probe.finish(report.Fail, res.Message)
+		}
+		return res
+	}
+	size := 0
+	for _, p := range parts {
+		size += len(p)
 	}
 	res := pass("uploaded the parts of %s", key)
-	res.Value = stagedUpload{key: key, up: up, parts: len(parts), mib: float64(len(parts[0])+len(parts[1])) / (1 << 20)}
+	res.Value = stagedUpload{key: key, up: up, parts: len(parts), mib: float64(size) / (1 << 20), probe: probe, mine: mine}
 	return res
 }
 
 // runMultipart completes (and deletes) the uploaded object if delete passed, or aborts it: without
-// delete rights a completed object would stay.
+// delete rights a completed object would stay. A target that did not make its store's large-part
+// probe then reports that probe's verdict.
 func runMultipart(ctx context.Context, r *Run) Result {
 	s, ok := output[stagedUpload](r, multipartUpload)
 	if !ok {
@@ -312,12 +331,36 @@ func runMultipart(ctx context.Context, r *Run) Result {
 		res.Value = nil
 		return res // the upload failed or was skipped: its verdict is this check's
 	}
-	if r.status(Delete) != report.Pass {
+	res := finishMultipart(ctx, r, s)
+	if s.mine {
+		s.probe.finish(res.Status, res.Message)
+		return res
+	}
+	if res.Status == report.Fail {
+		return res
+	}
+	status, msg, ok := s.probe.wait(ctx)
+	switch {
+	case !ok:
+		res.Status = report.Warn
+		res.Message += "; the store's large-part probe (made by " + s.probe.by + ") did not finish in time"
+	case status == report.Fail:
+		return Result{Status: report.Fail, Message: fmt.Sprintf("%s; but the large-part probe of this endpoint, bucket and identity, made once by %s, failed: %s", res.Message, s.probe.by, msg),
+			Remediation: fmt.Sprintf(multipartFix, r.loc.Base())}
+	default:
+		res.Message += fmt.Sprintf("; the large part (%.0f MiB) was probed once for this endpoint, bucket and identity, by %s", float64(r.store().MinPartSize())/(1<<20), s.probe.by)
+	}
+	return res
+}
+
+// finishMultipart completes or aborts a staged upload (see runMultipart).
+func finishMultipart(ctx context.Context, r *Run, s stagedUpload) Result {
+	if r.status(Delete) != report.Pass && r.status(Delete) != report.Warn {
 		if err := s.up.Abort(ctx); err != nil {
 			return errResult(err, fmt.Sprintf(multipartFix, r.loc.Base()))
 		}
 		r.trackUpload(s.key, nil)
-		return pass("uploaded %d parts (%.1f MiB) and aborted the upload without completing it (delete did not pass, so a completed object could not be removed)", s.parts, s.mib)
+		return pass("uploaded %d part(s) (%.1f MiB) and aborted the upload without completing it (delete did not pass, so a completed object could not be removed)", s.parts, s.mib)
 	}
 	r.track(s.key, true)
 	if err := s.up.Complete(ctx); err != nil {
@@ -336,8 +379,8 @@ func runMultipart(ctx context.Context, r *Run) Result {
 		return errResult(err, "")
 	}
 	r.track(s.key, false)
-	res := pass("uploaded %d parts (%.1f MiB) as one object, then deleted it", s.parts, s.mib)
-	if d, ok := s.up.(interface{ Describe() string }); ok {
+	res := pass("uploaded %d part(s) (%.1f MiB) as one object, then deleted it", s.parts, s.mib)
+	if d, ok := s.up.(interface{ Describe() string }); ok && s.mine {
 		res.Message += "; " + d.Describe()
 	}
 	return res

@@ -122,6 +122,8 @@ type Run struct {
 	loc   providers.Location
 	valFs []providers.Finding // the provider's config findings, from the one Validate call
 
+	shared *storeProbes // probes made once per store, across targets
+
 	mu      sync.Mutex
 	results map[string]Result
 	pending map[string]bool             // probe keys that may exist in the store
@@ -195,8 +197,10 @@ func Execute(ctx context.Context, ts []*targets.Target, o Options) *report.Matri
 		o.Registry = providers.NewRegistry()
 	}
 	runs := make([]*Run, len(ts))
+	shared := &storeProbes{m: map[string]*storeProbe{}}
 	for i, t := range ts {
 		runs[i] = newRun(t, o)
+		runs[i].shared = shared
 	}
 	crossTargetFindings(runs)
 
@@ -354,6 +358,9 @@ func (r *Run) execute(parent context.Context) *report.Target {
 		}()
 	}
 	wg.Wait()
+	if s, ok := output[stagedUpload](r, multipartUpload); ok && s.mine {
+		s.probe.finish(report.Skip, "it did not finish") // targets waiting on it go on
+	}
 	// After a timeout or a signal the verdict is due within a second: cleanup gets that long.
 	budget, cut := 10*time.Second, ctx.Err() != nil
 	if cut {

@@ -2,10 +2,12 @@ package checks
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,4 +202,66 @@ func TestRegistryEdges(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Targets on one store share the large-part probe: only the first uploads the big part, the others
+// a small single part, and a failure of the large part reaches them all.
+func TestLargePartProbedOncePerStore(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	ep, _ := url.Parse(srv.URL)
+	for _, bigFails := range []bool{false, true} {
+		store := &sizeLimitStore{MemStore: providertest.NewMemStore(ep), refuseAbove: 1 << 30}
+		if bigFails {
+			store.refuseAbove = store.MinPartSize() - 1
+		}
+		d := memDriver{store.MemStore}
+		d2 := sizeDriver{d, store}
+		var ts []*targets.Target
+		for i := 0; i < 5; i++ {
+			tg := target(targets.RoleBackup, d2)
+			tg.ID = fmt.Sprintf("db/pg-%d/backup", i)
+			tg.ServerName = fmt.Sprintf("pg-%d", i)
+			ts = append(ts, tg)
+		}
+		m := Execute(context.Background(), ts, Options{Registry: providers.NewRegistry(d2), Timeout: 5 * time.Second})
+		want := "pass"
+		if bigFails {
+			want = "fail"
+		}
+		for _, tg := range m.Targets {
+			expect(t, tg, "multipart="+want)
+		}
+		if n := store.big.Load(); n != 1 {
+			t.Errorf("large part uploaded %d times, want once", n)
+		}
+	}
+}
+
+// sizeLimitStore refuses multipart parts above refuseAbove bytes and counts large parts.
+type sizeLimitStore struct {
+	*providertest.MemStore
+	refuseAbove int
+	big         atomic.Int64
+}
+
+func (s *sizeLimitStore) StartMultipart(ctx context.Context, k string, parts [][]byte, o providers.PutOptions) (providers.Upload, error) {
+	if len(parts) > 1 {
+		s.big.Add(1) // the large-part upload: the store's minimum part size, then the small last part
+	}
+	for _, p := range parts[:len(parts)-1] {
+		if len(p) > s.refuseAbove {
+			return nil, &providers.Error{Op: "UploadPart", Kind: providers.KindOther, Status: 400, Msg: "UploadPart: part too large"}
+		}
+	}
+	return s.MemStore.StartMultipart(ctx, k, parts, o)
+}
+
+type sizeDriver struct {
+	memDriver
+	s *sizeLimitStore
+}
+
+func (d sizeDriver) Connect(context.Context, *providers.Target, providers.Location, *providers.Net) (providers.Store, string, []providers.Finding) {
+	return d.s, "memory", nil
 }

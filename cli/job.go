@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -156,7 +157,9 @@ func sorted(m map[string]bool) []string {
 	return out
 }
 
-var jobTmpl = template.Must(template.New("job").Funcs(template.FuncMap{"q": func(s string) string { return fmt.Sprintf("%q", s) }}).Parse(`{{- if .NewSA}}apiVersion: v1
+// jobTmpl is parsed on first use (not at start-up: most runs print no manifest).
+var jobTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("job").Funcs(template.FuncMap{"q": func(s string) string { return fmt.Sprintf("%q", s) }}).Parse(`{{- if .NewSA}}apiVersion: v1
 kind: ServiceAccount
 metadata:
   name: {{.SA}}
@@ -258,6 +261,7 @@ metadata:
 {{.Indent}}          readOnlyRootFilesystem: true
 {{.Indent}}          capabilities: {drop: [ALL]}
 `))
+})
 
 // JobSpec are the choices of the job command.
 type JobSpec struct {
@@ -301,7 +305,7 @@ func JobManifests(cl *manifest.Cluster, set *manifest.Set, reg *providers.Regist
 		data.Indent = "    "
 	}
 	var b strings.Builder
-	if err := jobTmpl.Execute(&b, data); err != nil {
+	if err := jobTmpl().Execute(&b, data); err != nil {
 		panic(err) // the template is static
 	}
 	return b.String()

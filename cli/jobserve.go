@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -110,10 +111,12 @@ const eventsRule = `- apiGroups: [events.k8s.io]
   verbs: [create, list, patch]
 `
 
-var serveTmpl = template.Must(template.New("serve").Funcs(template.FuncMap{
-	"q":    func(s string) string { return fmt.Sprintf("%q", s) },
-	"list": func(xs []string) string { return "[" + strings.Join(xs, ", ") + "]" },
-}).Parse(`{{- if .NewSA}}apiVersion: v1
+// serveTmpl is parsed on first use (not at start-up: most runs print no manifest).
+var serveTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("serve").Funcs(template.FuncMap{
+		"q":    func(s string) string { return fmt.Sprintf("%q", s) },
+		"list": func(xs []string) string { return "[" + strings.Join(xs, ", ") + "]" },
+	}).Parse(`{{- if .NewSA}}apiVersion: v1
 kind: ServiceAccount
 metadata:
   name: {{.SA}}
@@ -241,12 +244,13 @@ spec:
     honorLabels: true # keep the namespace label of the Clusters checked
 {{- end}}
 `))
+})
 
 // ServeManifests renders ServiceAccount (when a new one), Role, RoleBinding, Deployment, Service
 // and, when asked, a ServiceMonitor.
 func ServeManifests(d serveData) string {
 	var b strings.Builder
-	if err := serveTmpl.Execute(&b, d); err != nil {
+	if err := serveTmpl().Execute(&b, d); err != nil {
 		panic(err) // the template is static
 	}
 	return b.String()

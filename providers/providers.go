@@ -6,6 +6,7 @@ package providers
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -83,7 +84,13 @@ type Target struct {
 	// validated by nobody: a combination the webhook would reject is then resolved at run time,
 	// and Validate says what wins instead of claiming CNPG rejects it.
 	Admission bool
+
+	digest []byte // what Ref resolved, hashed: tells identities apart without keeping them
 }
+
+// CredentialDigest identifies the credentials Ref resolved for this target (a hash: never the
+// values). Two targets with equal digests on one endpoint and bucket have the same identity.
+func (t *Target) CredentialDigest() string { return fmt.Sprintf("%x", t.digest) }
 
 // CredentialRule words a broken credentials combination the way it applies to t. what says what
 // is set; for a block CNPG's webhook validates, the result is a failure quoting the webhook's
@@ -140,6 +147,11 @@ func (t *Target) Ref(ctx context.Context, ref *manifest.SecretKeySelector, sub s
 		f := Failf(field, fmt.Sprintf("put the value in key %q of Secret %s/%s", ref.Key, t.Namespace, ref.Name), "key %q of Secret %s/%s is empty", ref.Key, t.Namespace, ref.Name)
 		return nil, &f
 	}
+	h := sha256.New()
+	h.Write(t.digest)
+	fmt.Fprintf(h, "%s\x00%d\x00", sub, len(v))
+	h.Write(v)
+	t.digest = h.Sum(nil)
 	return v, nil
 }
 

@@ -46,7 +46,7 @@ log "built $AZURITE_IMAGE"
 
 # cnpg-preflight itself.
 mkdir -p "$work/pf/etc/ssl/certs" "$work/pf/tmp"
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/pf/cnpg-preflight" ./cmd/cnpg-preflight
+CGO_ENABLED=0 go build -tags disable_grpc_modules -trimpath -ldflags "-s -w" -o "$work/pf/cnpg-preflight" ./cmd/cnpg-preflight
 cp /etc/ssl/certs/ca-certificates.crt "$work/pf/etc/ssl/certs/"
 tar -C "$work/pf" -c . | docker import -c 'ENTRYPOINT ["/cnpg-preflight"]' -c 'USER 65532:65532' - "$PREFLIGHT_IMAGE" >/dev/null
 log "built $PREFLIGHT_IMAGE"

@@ -86,7 +86,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "cnpg-preflight")
-		cmd := exec.CommandContext(context.Background(), "go", "build", "-o", binPath, "./cmd/cnpg-preflight")
+		cmd := exec.CommandContext(context.Background(), "go", "build", "-tags", "disable_grpc_modules", "-o", binPath, "./cmd/cnpg-preflight")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binErr = fmt.Errorf("%v\n%s", err, out)

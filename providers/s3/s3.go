@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -217,23 +217,22 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		return nil, "", []providers.Finding{providers.Warnf(t.F("s3Credentials.inheritFromIAMRole"), "", "pod identity not resolved (--offline)")}
 	}
 	if cr.InheritFromIAMRole {
-		// The pod identity: the SDK's default chain (web identity token, container or instance role).
-		cfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(n.Client))
+		// The pod identity, as botocore's default chain finds it in a Pod.
+		prov, source, err := podIdentity(os.Getenv, n.Client)
 		if err != nil {
-			return nil, "", []providers.Finding{providers.Failf(t.F("s3Credentials.inheritFromIAMRole"), "", "cannot load the default AWS configuration: %s", red.Redact(err.Error()))}
+			return nil, "", []providers.Finding{providers.Failf(t.F("s3Credentials.inheritFromIAMRole"), "", "%s", err)}
 		}
-		v, err := cfg.Credentials.Retrieve(ctx)
+		cache := aws.NewCredentialsCache(prov)
+		v, err := cache.Retrieve(ctx)
 		if err != nil {
 			fix := "run with the Cluster's ServiceAccount carrying the eks.amazonaws.com/role-arn annotation (IRSA), or attach an instance role"
-			return nil, "", []providers.Finding{providers.Failf(t.F("s3Credentials.inheritFromIAMRole"), fix, "no AWS identity found in the environment: %s", red.Redact(providers.FirstLine(err.Error())))}
+			return nil, "", []providers.Finding{providers.Failf(t.F("s3Credentials.inheritFromIAMRole"), fix, "no AWS identity found through %s: %s", source, red.Redact(providers.FirstLine(err.Error())))}
 		}
 		red.Add(v.SecretAccessKey, v.SessionToken)
-		identity = "pod identity via " + v.Source
-		if arn := t.Env["AWS_ROLE_ARN"]; arn != "" {
-			identity += " (role " + arn + ")"
-		}
-		opts.Credentials = cfg.Credentials
-		region = cfg.Region
+		identity = "pod identity via " + source
+		opts.Credentials = cache
+		// boto3's client region is AWS_DEFAULT_REGION (AWS_REGION alone does not set it)
+		region = os.Getenv("AWS_DEFAULT_REGION")
 	} else {
 		id, f1 := t.Ref(ctx, cr.AccessKeyID, "s3Credentials.accessKeyId")
 		secret, f2 := t.Ref(ctx, cr.SecretAccessKey, "s3Credentials.secretAccessKey")
