@@ -4,14 +4,18 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 )
 
 // Logf receives one line per HTTP request (method, host, path, status, duration; never the query
@@ -29,7 +33,9 @@ type Net struct {
 	logf      Logf
 	resolver  *net.Resolver
 	trust     Trust
-	bundle    *caBundle // endpointCA; nil: Mozilla's roots (certifi), as barman-cloud without a bundle
+	bundle    *caBundle         // endpointCA; nil: Mozilla's roots (certifi), as barman-cloud without a bundle
+	env       map[string]string // the backup client's environment (its *_PROXY variables)
+	proxy     ProxyRules
 
 	mu          sync.Mutex
 	warm        map[string]net.Conn // addr -> established connection (TLS done for https)
@@ -41,6 +47,10 @@ type NetOptions struct {
 	Logf     Logf          // a line per request (--verbose); may be nil
 	Resolver *net.Resolver // host name resolution; nil: net.DefaultResolver (tests use a loopback DNS server)
 	Trust    Trust         // how the backup client verifies certificates (the provider's Info().TLS)
+	// Env is the backup client's environment: its HTTPS_PROXY / HTTP_PROXY / NO_PROXY (any case)
+	// are applied with the provider's Proxy rules. Never the process's own environment.
+	Env   map[string]string
+	Proxy ProxyRules
 }
 
 // NewNet builds a Net that verifies certificates the way the backup client does: against the
@@ -59,10 +69,13 @@ func NewNet(ca []byte, o NetOptions) (*Net, error) {
 	if o.Resolver == nil {
 		o.Resolver = net.DefaultResolver
 	}
-	n := &Net{TLS: cfg, warm: map[string]net.Conn{}, logf: o.Logf, resolver: o.Resolver, trust: o.Trust, bundle: b}
+	n := &Net{TLS: cfg, warm: map[string]net.Conn{}, logf: o.Logf, resolver: o.Resolver, trust: o.Trust, bundle: b, env: o.Env, proxy: o.Proxy}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: o.Resolver}
 	n.Transport = &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
+		// the backup client's proxy, never this process's (http.ProxyFromEnvironment)
+		Proxy: func(r *http.Request) (*url.URL, error) { return n.proxy.ProxyFor(n.env, r.URL) },
+		// a TLS connection through a proxy's tunnel is made by the transport with this config
+		TLSClientConfig: n.tlsFor(""),
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			if c := n.take(addr); c != nil {
 				return c, nil
@@ -105,6 +118,10 @@ func (n *Net) tlsFor(host string) *tls.Config {
 	c := n.TLS.Clone()
 	c.ServerName = host
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		host := host
+		if host == "" {
+			host = cs.ServerName
+		}
 		now := time.Now()
 		if err := n.trust.verify(cs, host, n.bundle, now); err != nil {
 			return err
@@ -149,10 +166,16 @@ type EndpointReport struct {
 	TLS      time.Duration // 0 for http://
 	TLSVer   string
 	Resolved []string
+	// Proxy is the proxy the backup client goes through (without user information), "" for none;
+	// DNS and TCP are then the proxy's, and the endpoint's name is resolved by the proxy.
+	Proxy string
 }
 
 func (r EndpointReport) String() string {
 	s := fmt.Sprintf("%s: DNS %s, TCP %s", r.Addr, ms(r.DNS), ms(r.Connect))
+	if r.Proxy != "" {
+		s = fmt.Sprintf("%s through the proxy %s (from the backup client's environment): DNS %s, TCP %s to the proxy", r.Addr, r.Proxy, ms(r.DNS), ms(r.Connect))
+	}
 	if r.TLSVer != "" {
 		s += fmt.Sprintf(", %s %s", r.TLSVer, ms(r.TLS))
 	}
@@ -181,6 +204,11 @@ func (n *Net) Probe(ctx context.Context, u *url.URL) (EndpointReport, error) {
 	addr := net.JoinHostPort(host, port)
 	rep := EndpointReport{Addr: addr}
 	op := "connect to " + addr
+	if p, err := n.proxy.ProxyFor(n.env, u); err != nil {
+		return rep, err
+	} else if p != nil {
+		return n.probeProxied(ctx, u, p, rep)
+	}
 
 	t0 := time.Now()
 	ips := []string{host}
@@ -283,4 +311,124 @@ func isTLSServer(ctx context.Context, conn net.Conn, host string) (bool, error) 
 	buf, _ := br.Peek(br.Buffered())
 	text := strings.ToLower(string(buf))
 	return strings.HasPrefix(text, "http/") && strings.Contains(text, "http request to an https server"), nil
+}
+
+// probeProxied reaches u through the proxy p the way the backup client does: a CONNECT tunnel
+// for https:// (then the verified TLS handshake with the endpoint inside it), an absolute-form
+// request for http://. A proxy that cannot be reached or refuses is named as the fault.
+func (n *Net) probeProxied(ctx context.Context, u *url.URL, p *url.URL, rep EndpointReport) (EndpointReport, error) {
+	rep.Proxy = Redacted(p)
+	paddr := p.Host
+	if p.Port() == "" {
+		paddr = net.JoinHostPort(p.Hostname(), map[bool]string{true: "443", false: "80"}[p.Scheme == "https"])
+	}
+	proxyFix := "check the proxy in the backup client's environment (HTTPS_PROXY / HTTP_PROXY, and NO_PROXY for the endpoints it must not serve): it must be reachable from the database Pods"
+	op := "connect to the proxy " + rep.Proxy
+	t0 := time.Now()
+	ips := []string{p.Hostname()}
+	if net.ParseIP(p.Hostname()) == nil {
+		var err error
+		if ips, err = n.resolver.LookupHost(ctx, p.Hostname()); err != nil {
+			e := NetError(op, err)
+			e.Msg, e.Fix = "the proxy's fault: "+e.Msg, proxyFix
+			return rep, e
+		}
+	}
+	rep.DNS, rep.Resolved = time.Since(t0), ips
+	t1 := time.Now()
+	d := net.Dialer{Timeout: 10 * time.Second, Resolver: n.resolver}
+	var conn net.Conn
+	var err error
+	_, pport, _ := net.SplitHostPort(paddr)
+	for _, ip := range ips {
+		if conn, err = d.DialContext(ctx, "tcp", net.JoinHostPort(ip, pport)); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		e := NetError(op, err)
+		if e == nil {
+			e = &Error{Op: op, Kind: KindNetwork, Msg: op + ": " + err.Error()}
+		}
+		e.Msg, e.Fix = "the proxy's fault: "+e.Msg+" (the backup client goes through it, so the store cannot be reached either)", proxyFix
+		return rep, e
+	}
+	defer conn.Close()
+	rep.Connect = time.Since(t1)
+	deadline := time.Now().Add(10 * time.Second)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	conn.SetDeadline(deadline)
+	target := rep.Addr
+	var req string
+	if u.Scheme == "https" {
+		req = fmt.Sprintf("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	} else {
+		req = fmt.Sprintf("HEAD http://%s/ HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", u.Host, u.Host)
+	}
+	if p.User != nil {
+		pw, _ := p.User.Password()
+		req = strings.Replace(req, "\r\n\r\n", "\r\nProxy-Authorization: Basic "+basicAuth(p.User.Username(), pw)+"\r\n\r\n", 1)
+	}
+	if _, err := io.WriteString(conn, req); err != nil {
+		return rep, &Error{Op: op, Kind: KindNetwork, Msg: "the proxy's fault: " + op + ": " + redactText(err.Error()), Fix: proxyFix}
+	}
+	br := bufio.NewReaderSize(conn, 4096)
+	resp, err := http.ReadResponse(br, &http.Request{Method: map[bool]string{true: "CONNECT", false: "HEAD"}[u.Scheme == "https"]})
+	if err != nil {
+		return rep, &Error{Op: op, Kind: KindNetwork, Msg: "the proxy's fault: " + op + ": no valid HTTP answer to " + map[bool]string{true: "CONNECT", false: "the request"}[u.Scheme == "https"] + " (" + redactText(FirstLine(err.Error())) + ")", Fix: proxyFix}
+	}
+	resp.Body.Close()
+	status := text.Cap(text.Sanitize(resp.Status), 80)
+	refused := func(what string) error {
+		fix := proxyFix
+		switch resp.StatusCode {
+		case http.StatusProxyAuthRequired:
+			fix = "the proxy wants credentials: put them in the proxy URL (http://USER:PASSWORD@HOST:PORT) of the backup client's environment, from a Secret (valueFrom.secretKeyRef)"
+		case http.StatusForbidden:
+			fix = "allow " + target + " in the proxy's access rules (allow-list / ACL), or list the endpoint in NO_PROXY if the Pods reach it directly"
+		}
+		return &Error{Op: op, Kind: KindDenied, Status: resp.StatusCode, Msg: fmt.Sprintf("the proxy's fault: the proxy %s refused %s to %s: %s", rep.Proxy, what, target, status), Fix: fix}
+	}
+	if u.Scheme == "https" {
+		if resp.StatusCode/100 != 2 {
+			return rep, refused("the tunnel (CONNECT)")
+		}
+		t2 := time.Now()
+		conn.SetDeadline(time.Time{})
+		tc := tls.Client(&bufConn{Conn: conn, r: br}, n.tlsFor(u.Hostname()))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			if e := NetError("TLS handshake with "+target+" through the proxy", err); e != nil {
+				return rep, e
+			}
+			return rep, &Error{Op: op, Kind: KindTLS, Msg: "TLS handshake with " + target + " through the proxy: " + redactText(err.Error())}
+		}
+		rep.TLS = time.Since(t2)
+		rep.TLSVer = tls.VersionName(tc.ConnectionState().Version)
+		tc.Close()
+		return rep, nil
+	}
+	// Plain HTTP through the proxy: a 407, or a gateway error without the answer of a store
+	// (stores send a request ID), comes from the proxy.
+	store := resp.Header.Get("X-Amz-Request-Id") != "" || resp.Header.Get("X-Ms-Request-Id") != "" || resp.Header.Get("X-Guploader-Uploadid") != ""
+	switch {
+	case resp.StatusCode == http.StatusProxyAuthRequired:
+		return rep, refused("the request")
+	case !store && (resp.StatusCode == http.StatusForbidden || resp.StatusCode >= 500):
+		return rep, refused("the request")
+	}
+	return rep, nil
+}
+
+// bufConn is a connection whose first bytes were already read into r.
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func basicAuth(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
 }
