@@ -72,10 +72,15 @@ func NewNet(ca []byte, o NetOptions) (*Net, error) {
 	n := &Net{TLS: cfg, warm: map[string]net.Conn{}, logf: o.Logf, resolver: o.Resolver, trust: o.Trust, bundle: b, env: o.Env, proxy: o.Proxy}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: o.Resolver}
 	n.Transport = &http.Transport{
-		// the backup client's proxy, never this process's (http.ProxyFromEnvironment)
-		Proxy: func(r *http.Request) (*url.URL, error) { return n.proxy.ProxyFor(n.env, r.URL) },
-		// a TLS connection through a proxy's tunnel is made by the transport with this config
-		TLSClientConfig: n.tlsFor(""),
+		// The backup client's proxy, never this process's (http.ProxyFromEnvironment): plain
+		// http:// requests go to it in absolute form; https:// ones through a CONNECT tunnel made
+		// in DialTLSContext, so that the endpoint's certificate is verified as without a proxy.
+		Proxy: func(r *http.Request) (*url.URL, error) {
+			if r.URL.Scheme == "https" {
+				return nil, nil
+			}
+			return n.proxy.ProxyFor(n.env, r.URL)
+		},
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			if c := n.take(addr); c != nil {
 				return c, nil
@@ -86,7 +91,16 @@ func NewNet(ca []byte, o NetOptions) (*Net, error) {
 			if c := n.take(addr); c != nil {
 				return c, nil
 			}
-			raw, err := dialer.DialContext(ctx, network, addr)
+			var raw net.Conn
+			p, err := n.proxyFor("https", addr)
+			switch {
+			case err != nil:
+				return nil, err
+			case p != nil:
+				raw, err = n.tunnel(ctx, p, addr, nil)
+			default:
+				raw, err = dialer.DialContext(ctx, network, addr)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -118,10 +132,6 @@ func (n *Net) tlsFor(host string) *tls.Config {
 	c := n.TLS.Clone()
 	c.ServerName = host
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
-		host := host
-		if host == "" {
-			host = cs.ServerName
-		}
 		now := time.Now()
 		if err := n.trust.verify(cs, host, n.bundle, now); err != nil {
 			return err
@@ -204,7 +214,7 @@ func (n *Net) Probe(ctx context.Context, u *url.URL) (EndpointReport, error) {
 	addr := net.JoinHostPort(host, port)
 	rep := EndpointReport{Addr: addr}
 	op := "connect to " + addr
-	if p, err := n.proxy.ProxyFor(n.env, u); err != nil {
+	if p, err := n.proxyFor(u.Scheme, addr); err != nil {
 		return rep, err
 	} else if p != nil {
 		return n.probeProxied(ctx, u, p, rep)
@@ -313,17 +323,29 @@ func isTLSServer(ctx context.Context, conn net.Conn, host string) (bool, error) 
 	return strings.HasPrefix(text, "http/") && strings.Contains(text, "http request to an https server"), nil
 }
 
-// probeProxied reaches u through the proxy p the way the backup client does: a CONNECT tunnel
-// for https:// (then the verified TLS handshake with the endpoint inside it), an absolute-form
-// request for http://. A proxy that cannot be reached or refuses is named as the fault.
-func (n *Net) probeProxied(ctx context.Context, u *url.URL, p *url.URL, rep EndpointReport) (EndpointReport, error) {
-	rep.Proxy = Redacted(p)
-	paddr := p.Host
-	if p.Port() == "" {
-		paddr = net.JoinHostPort(p.Hostname(), map[bool]string{true: "443", false: "80"}[p.Scheme == "https"])
+// proxyFix is the remediation of a proxy that cannot be used.
+const proxyFix = "check the proxy in the backup client's environment (HTTPS_PROXY / HTTP_PROXY, and NO_PROXY for the endpoints it must not serve): it must be reachable from the database Pods"
+
+// proxyFor is the proxy of the backup client for scheme://addr (addr host:port; the default port
+// is left out of the host matched against NO_PROXY, as the clients match the URL's netloc).
+func (n *Net) proxyFor(scheme, addr string) (*url.URL, error) {
+	host := addr
+	if h, port, err := net.SplitHostPort(addr); err == nil && (scheme == "https" && port == "443" || scheme == "http" && port == "80") {
+		host = h
+		if strings.Contains(h, ":") {
+			host = "[" + h + "]"
+		}
 	}
-	proxyFix := "check the proxy in the backup client's environment (HTTPS_PROXY / HTTP_PROXY, and NO_PROXY for the endpoints it must not serve): it must be reachable from the database Pods"
-	op := "connect to the proxy " + rep.Proxy
+	return n.proxy.ProxyFor(n.env, &url.URL{Scheme: scheme, Host: host})
+}
+
+// dialProxy connects to the proxy p, timing it into rep.
+func (n *Net) dialProxy(ctx context.Context, p *url.URL, rep *EndpointReport) (net.Conn, error) {
+	port := p.Port()
+	if port == "" {
+		port = map[bool]string{true: "443", false: "80"}[p.Scheme == "https"]
+	}
+	op := "connect to the proxy " + Redacted(p)
 	t0 := time.Now()
 	ips := []string{p.Hostname()}
 	if net.ParseIP(p.Hostname()) == nil {
@@ -331,92 +353,139 @@ func (n *Net) probeProxied(ctx context.Context, u *url.URL, p *url.URL, rep Endp
 		if ips, err = n.resolver.LookupHost(ctx, p.Hostname()); err != nil {
 			e := NetError(op, err)
 			e.Msg, e.Fix = "the proxy's fault: "+e.Msg, proxyFix
-			return rep, e
+			return nil, e
 		}
 	}
-	rep.DNS, rep.Resolved = time.Since(t0), ips
 	t1 := time.Now()
-	d := net.Dialer{Timeout: 10 * time.Second, Resolver: n.resolver}
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: n.resolver}
 	var conn net.Conn
 	var err error
-	_, pport, _ := net.SplitHostPort(paddr)
 	for _, ip := range ips {
-		if conn, err = d.DialContext(ctx, "tcp", net.JoinHostPort(ip, pport)); err == nil {
+		if conn, err = d.DialContext(ctx, "tcp", net.JoinHostPort(ip, port)); err == nil {
 			break
 		}
 	}
 	if err != nil {
 		e := NetError(op, err)
 		if e == nil {
-			e = &Error{Op: op, Kind: KindNetwork, Msg: op + ": " + err.Error()}
+			e = &Error{Op: op, Kind: KindNetwork, Msg: op + ": " + redactText(err.Error())}
 		}
+		e.Err = err
 		e.Msg, e.Fix = "the proxy's fault: "+e.Msg+" (the backup client goes through it, so the store cannot be reached either)", proxyFix
-		return rep, e
+		return nil, e
 	}
-	defer conn.Close()
-	rep.Connect = time.Since(t1)
+	if rep != nil {
+		rep.DNS, rep.Resolved, rep.Connect = t1.Sub(t0), ips, time.Since(t1)
+	}
+	return conn, nil
+}
+
+// proxyRefused is a proxy's refusal of a CONNECT or a request to target.
+func proxyRefused(p *url.URL, what, target string, resp *http.Response) *Error {
+	fix := proxyFix
+	switch resp.StatusCode {
+	case http.StatusProxyAuthRequired:
+		fix = "the proxy wants credentials: put them in the proxy URL (http://USER:PASSWORD@HOST:PORT) of the backup client's environment, from a Secret (valueFrom.secretKeyRef)"
+	case http.StatusForbidden:
+		fix = "allow " + target + " in the proxy's access rules (allow-list / ACL), or list the endpoint in NO_PROXY if the Pods reach it directly"
+	}
+	return &Error{Op: "proxy", Kind: KindDenied, Status: resp.StatusCode, Fix: fix,
+		Msg: fmt.Sprintf("the proxy's fault: the proxy %s refused %s to %s: %s", Redacted(p), what, target, text.Cap(text.Sanitize(resp.Status), 80))}
+}
+
+// tunnel opens a CONNECT tunnel to target (host:port) through the proxy p, as botocore and
+// urllib3 do for https:// endpoints.
+func (n *Net) tunnel(ctx context.Context, p *url.URL, target string, rep *EndpointReport) (net.Conn, error) {
+	conn, err := n.dialProxy(ctx, p, rep)
+	if err != nil {
+		return nil, err
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
 	conn.SetDeadline(deadline)
-	target := rep.Addr
-	var req string
-	if u.Scheme == "https" {
-		req = fmt.Sprintf("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
-	} else {
-		req = fmt.Sprintf("HEAD http://%s/ HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", u.Host, u.Host)
-	}
+	req := fmt.Sprintf("CONNECT %s HTTP/1.1\r\nHost: %s\r\n", target, target)
 	if p.User != nil {
 		pw, _ := p.User.Password()
-		req = strings.Replace(req, "\r\n\r\n", "\r\nProxy-Authorization: Basic "+basicAuth(p.User.Username(), pw)+"\r\n\r\n", 1)
+		req += "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(p.User.Username()+":"+pw)) + "\r\n"
 	}
-	if _, err := io.WriteString(conn, req); err != nil {
-		return rep, &Error{Op: op, Kind: KindNetwork, Msg: "the proxy's fault: " + op + ": " + redactText(err.Error()), Fix: proxyFix}
+	op := "connect to the proxy " + Redacted(p)
+	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+		conn.Close()
+		return nil, &Error{Op: op, Kind: KindNetwork, Msg: "the proxy's fault: " + op + ": " + redactText(err.Error()), Fix: proxyFix, Err: err}
 	}
 	br := bufio.NewReaderSize(conn, 4096)
-	resp, err := http.ReadResponse(br, &http.Request{Method: map[bool]string{true: "CONNECT", false: "HEAD"}[u.Scheme == "https"]})
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
 	if err != nil {
-		return rep, &Error{Op: op, Kind: KindNetwork, Msg: "the proxy's fault: " + op + ": no valid HTTP answer to " + map[bool]string{true: "CONNECT", false: "the request"}[u.Scheme == "https"] + " (" + redactText(FirstLine(err.Error())) + ")", Fix: proxyFix}
+		conn.Close()
+		return nil, &Error{Op: op, Kind: KindNetwork, Msg: "the proxy's fault: " + op + ": no valid answer to CONNECT (" + redactText(FirstLine(err.Error())) + ")", Fix: proxyFix, Err: err}
 	}
-	resp.Body.Close()
-	status := text.Cap(text.Sanitize(resp.Status), 80)
-	refused := func(what string) error {
-		fix := proxyFix
-		switch resp.StatusCode {
-		case http.StatusProxyAuthRequired:
-			fix = "the proxy wants credentials: put them in the proxy URL (http://USER:PASSWORD@HOST:PORT) of the backup client's environment, from a Secret (valueFrom.secretKeyRef)"
-		case http.StatusForbidden:
-			fix = "allow " + target + " in the proxy's access rules (allow-list / ACL), or list the endpoint in NO_PROXY if the Pods reach it directly"
-		}
-		return &Error{Op: op, Kind: KindDenied, Status: resp.StatusCode, Msg: fmt.Sprintf("the proxy's fault: the proxy %s refused %s to %s: %s", rep.Proxy, what, target, status), Fix: fix}
+	if resp.StatusCode/100 != 2 {
+		conn.Close()
+		return nil, proxyRefused(p, "the tunnel (CONNECT)", target, resp)
 	}
+	conn.SetDeadline(time.Time{})
+	return &bufConn{Conn: conn, r: br}, nil
+}
+
+// probeProxied reaches u through the proxy p the way the backup client does: a CONNECT tunnel
+// for https:// (then the verified TLS handshake with the endpoint inside it, kept for the first
+// request), an absolute-form request for http://. A proxy that cannot be reached or refuses is
+// named as the fault.
+func (n *Net) probeProxied(ctx context.Context, u *url.URL, p *url.URL, rep EndpointReport) (EndpointReport, error) {
+	rep.Proxy = Redacted(p)
+	target := rep.Addr
 	if u.Scheme == "https" {
-		if resp.StatusCode/100 != 2 {
-			return rep, refused("the tunnel (CONNECT)")
+		conn, err := n.tunnel(ctx, p, target, &rep)
+		if err != nil {
+			return rep, err
 		}
 		t2 := time.Now()
-		conn.SetDeadline(time.Time{})
-		tc := tls.Client(&bufConn{Conn: conn, r: br}, n.tlsFor(u.Hostname()))
+		tc := tls.Client(conn, n.tlsFor(u.Hostname()))
 		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
 			if e := NetError("TLS handshake with "+target+" through the proxy", err); e != nil {
 				return rep, e
 			}
-			return rep, &Error{Op: op, Kind: KindTLS, Msg: "TLS handshake with " + target + " through the proxy: " + redactText(err.Error())}
+			return rep, &Error{Op: "TLS handshake", Kind: KindTLS, Msg: "TLS handshake with " + target + " through the proxy: " + redactText(err.Error())}
 		}
 		rep.TLS = time.Since(t2)
 		rep.TLSVer = tls.VersionName(tc.ConnectionState().Version)
-		tc.Close()
+		n.mu.Lock()
+		if old := n.warm[target]; old != nil {
+			old.Close()
+		}
+		n.warm[target] = tc
+		n.mu.Unlock()
 		return rep, nil
 	}
-	// Plain HTTP through the proxy: a 407, or a gateway error without the answer of a store
-	// (stores send a request ID), comes from the proxy.
+	conn, err := n.dialProxy(ctx, p, &rep)
+	if err != nil {
+		return rep, err
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	conn.SetDeadline(deadline)
+	req := fmt.Sprintf("HEAD http://%s/ HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", u.Host, u.Host)
+	if p.User != nil {
+		pw, _ := p.User.Password()
+		req += "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(p.User.Username()+":"+pw)) + "\r\n"
+	}
+	io.WriteString(conn, req+"\r\n")
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 4096), &http.Request{Method: http.MethodHead})
+	if err != nil {
+		return rep, &Error{Op: "proxy", Kind: KindNetwork, Msg: "the proxy's fault: the proxy " + rep.Proxy + " gave no valid answer (" + redactText(FirstLine(err.Error())) + ")", Fix: proxyFix, Err: err}
+	}
+	resp.Body.Close()
+	// Plain HTTP through the proxy: a 407, or a 403 or gateway error without the request ID every
+	// object store sends, comes from the proxy.
 	store := resp.Header.Get("X-Amz-Request-Id") != "" || resp.Header.Get("X-Ms-Request-Id") != "" || resp.Header.Get("X-Guploader-Uploadid") != ""
-	switch {
-	case resp.StatusCode == http.StatusProxyAuthRequired:
-		return rep, refused("the request")
-	case !store && (resp.StatusCode == http.StatusForbidden || resp.StatusCode >= 500):
-		return rep, refused("the request")
+	if resp.StatusCode == http.StatusProxyAuthRequired || !store && (resp.StatusCode == http.StatusForbidden || resp.StatusCode >= 500) {
+		return rep, proxyRefused(p, "the request", target, resp)
 	}
 	return rep, nil
 }
@@ -428,7 +497,3 @@ type bufConn struct {
 }
 
 func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-func basicAuth(user, pass string) string {
-	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
-}
