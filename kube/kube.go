@@ -210,7 +210,40 @@ func (c *Client) Load(ctx context.Context, o Options) (*manifest.Set, error) {
 			return nil, err
 		}
 	}
+	c.loadCASecrets(ctx, set)
 	return set, nil
+}
+
+// loadCASecrets reads the Secrets the Clusters' in-tree endpointCA names (get by name, already
+// in the Job's Role) into the set: their labels say whether CNPG reloads a rotated CA. Best
+// effort: a Secret that cannot be read is named by the credentials check.
+func (c *Client) loadCASecrets(ctx context.Context, set *manifest.Set) {
+	for _, cl := range set.Clusters {
+		var confs []*manifest.BarmanObjectStore
+		if b := cl.Spec.Backup; b != nil && b.BarmanObjectStore != nil {
+			confs = append(confs, b.BarmanObjectStore)
+		}
+		for _, ec := range cl.Spec.ExternalClusters {
+			if ec.BarmanObjectStore != nil {
+				confs = append(confs, ec.BarmanObjectStore)
+			}
+		}
+		ns := cl.Meta.Namespace
+		for _, conf := range confs {
+			ref := conf.EndpointCA
+			if ref == nil || ref.Name == "" || set.Secret(ns, ref.Name) != nil {
+				continue
+			}
+			s, err := c.getSecretObject(ctx, ns, ref.Name)
+			if err != nil {
+				continue
+			}
+			set.Secrets[ns+"/"+ref.Name] = s
+			c.mu.Lock()
+			c.secrets[ns+"/"+ref.Name] = &secretResult{done: true, data: s.Data}
+			c.mu.Unlock()
+		}
+	}
 }
 
 // add feeds one live object through the file decoder (same strictness, same messages).
@@ -313,6 +346,15 @@ func (c *Client) Secrets(namespace string) providers.SecretLookup {
 
 // getSecret reads one Secret through the strict decoder.
 func (c *Client) getSecret(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+	s, err := c.getSecretObject(ctx, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.Data, nil
+}
+
+// getSecretObject reads one Secret (data and metadata) through the strict decoder.
+func (c *Client) getSecretObject(ctx context.Context, namespace, name string) (*manifest.Secret, error) {
 	u, err := c.dyn.Resource(SecretsGVR).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
@@ -332,7 +374,7 @@ func (c *Client) getSecret(ctx context.Context, namespace, name string) (map[str
 		return nil, err
 	}
 	if s := set.Secret(namespace, name); s != nil {
-		return s.Data, nil
+		return s, nil
 	}
 	return nil, providers.SecretNotFound(namespace, name)
 }

@@ -283,6 +283,9 @@ type Info struct {
 	TLS Trust
 	// Proxy is how that library picks a proxy from the environment.
 	Proxy ProxyRules
+	// SidecarIdentity, when set, says why the pod identity (PodIdentity) does not reach the
+	// Barman Cloud plugin's sidecar: a Job that passes with it proves nothing for the sidecar.
+	SidecarIdentity string
 }
 
 // Credentials is what a provider reads from its credentials block of a configuration.

@@ -28,6 +28,10 @@ type EnvSources struct {
 	PodEnvNames []string
 }
 
+// ReloadLabel is the label that makes CNPG reload a Secret mounted in the instance Pods when it
+// changes (otherwise only on kubectl cnpg reload or a restart).
+const ReloadLabel = "cnpg.io/reload"
+
 // ConfigMapNotFound is the error of a lookup whose ConfigMap does not exist.
 func ConfigMapNotFound(namespace, name string) error {
 	return fmt.Errorf("ConfigMap %s/%s not found", namespace, name)
@@ -213,6 +217,7 @@ func envFailure(path, kind, ns, name, variable string, err error) providers.Find
 func envFor(set *manifest.Set, c *manifest.Cluster, plugin bool, src EnvSources) *clientEnv {
 	ce := &clientEnv{namespace: c.Meta.Namespace, src: src}
 	if !plugin {
+		// in-tree only: the plugin re-reads its Secrets itself
 		ce.layers = append(ce.layers, envLayer{field: "spec.env", env: c.Spec.Env, envFrom: c.Spec.EnvFrom})
 		return ce
 	}
@@ -310,13 +315,20 @@ func keys(m map[string]bool) []string {
 	return out
 }
 
-// envFindings are what the environment's shape says before anything is read: variables set both
-// in spec.env and in an ObjectStore's sidecar env (the instance container's wins).
-func envFindings(c *manifest.Cluster, t *Target, reg *providers.Registry) []providers.Finding {
-	if t.Store == nil || t.Store.Spec.InstanceSidecarConfiguration == nil {
-		return nil
-	}
+// envFindings are what the environment's shape says before anything is read: a pod identity
+// that does not reach the plugin's sidecar; variables set both in spec.env and in an
+// ObjectStore's sidecar env (the instance container's wins).
+func envFindings(c *manifest.Cluster, t *Target) []providers.Finding {
 	var fs []providers.Finding
+	if t.Store != nil && t.Driver != nil {
+		if sub, why := t.Driver.Credentials(t.Conf).PodIdentity, t.Driver.Info().SidecarIdentity; sub != "" && why != "" {
+			fs = append(fs, providers.Warnf(t.Field+"."+sub, "use a Secret-based credential (a SAS token or the storage key) for the plugin, or check the plugin's release notes for workload-identity support in its sidecar",
+				"%s through the Barman Cloud plugin: %s, so a Job that passes with this identity proves nothing for the sidecar", sub, why))
+		}
+	}
+	if t.Store == nil || t.Store.Spec.InstanceSidecarConfiguration == nil {
+		return fs
+	}
 	for i, e := range t.Store.Spec.InstanceSidecarConfiguration.Env {
 		for _, ce := range c.Spec.Env {
 			if ce.Name == e.Name && providers.Honoured(e.Name) {
@@ -326,4 +338,24 @@ func envFindings(c *manifest.Cluster, t *Target, reg *providers.Registry) []prov
 		}
 	}
 	return fs
+}
+
+// reloadFinding: an in-tree endpointCA is mounted as a file in the instance Pods; CNPG reloads a
+// changed Secret there only when it carries the reload label. Credential Secrets are re-read at
+// each reconcile and backup, label or not, and the plugin re-reads its Secrets itself: no
+// warning for those. The Secret's labels are known when it was read (files, or live: see kube.Load).
+func reloadFinding(set *manifest.Set, c *manifest.Cluster, t *Target) []providers.Finding {
+	ref := t.Conf.EndpointCA
+	if t.Store != nil || ref == nil || ref.Name == "" {
+		return nil
+	}
+	s := set.Secret(c.Meta.Namespace, ref.Name)
+	if s == nil {
+		return nil
+	}
+	if _, ok := s.Meta.Labels[ReloadLabel]; ok {
+		return nil
+	}
+	return []providers.Finding{providers.Warnf(t.Field+".endpointCA", fmt.Sprintf("kubectl label secret -n %s %s %s=true", c.Meta.Namespace, ref.Name, ReloadLabel),
+		"the Secret %s has no %s label: CNPG mounts endpointCA as a file in the instance Pods, and without the label a rotated CA is only picked up after kubectl cnpg reload (or a restart), so archiving fails once the old certificate is replaced", ref.Name, ReloadLabel)}
 }

@@ -116,3 +116,68 @@ func TestEnvResolution(t *testing.T) {
 		t.Errorf("missing ConfigMap: %v", fs)
 	}
 }
+
+// Identity and reload findings: the in-tree endpointCA Secret without cnpg.io/reload warns (not a
+// credential Secret, not the plugin's); Azure workload identity through the plugin warns; a
+// Cluster with spec.serviceAccountName gets no serviceAccountTemplate annotation warning.
+func TestIdentityAndReloadFindings(t *testing.T) {
+	doc := `apiVersion: postgresql.cnpg.io/v1
+kind: Cluster
+metadata: {name: pg, namespace: db}
+spec:
+  serviceAccountName: shared
+  backup:
+    barmanObjectStore:
+      destinationPath: s3://b/p
+      endpointURL: https://s3.local
+      endpointCA: {name: ca, key: ca.crt}
+      s3Credentials: {inheritFromIAMRole: true}
+  plugins:
+  - name: barman-cloud.cloudnative-pg.io
+    parameters: {barmanObjectName: az}
+---
+apiVersion: barmancloud.cnpg.io/v1
+kind: ObjectStore
+metadata: {name: az, namespace: db}
+spec:
+  configuration:
+    destinationPath: https://acct.blob.core.windows.net/c/p
+    endpointCA: {name: ca, key: ca.crt}
+    azureCredentials: {inheritFromAzureAD: true}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: ca, namespace: db}
+stringData: {ca.crt: x}
+`
+	set := manifest.NewSet()
+	if err := set.Add("f.yaml", []byte(doc), "db"); err != nil {
+		t.Fatal(err)
+	}
+	find := func() map[string]string {
+		out := map[string]string{}
+		for _, tg := range Build(set, func(ns string) providers.SecretLookup { return SecretsFromSet(set, ns) }, all.Registry(all.Settings{})) {
+			var s []string
+			for _, f := range tg.Findings {
+				s = append(s, f.String())
+			}
+			out[tg.ID] = strings.Join(s, "\n")
+		}
+		return out
+	}
+	fs := find()
+	if !strings.Contains(fs["db/pg/backup"], "spec.backup.barmanObjectStore.endpointCA: the Secret ca has no cnpg.io/reload label") {
+		t.Errorf("in-tree: %s", fs["db/pg/backup"])
+	}
+	if strings.Contains(fs["db/pg/backup"], "serviceAccountTemplate has no") {
+		t.Errorf("annotation warning with serviceAccountName: %s", fs["db/pg/backup"])
+	}
+	pl := fs["db/pg/backup/plugin"]
+	if strings.Contains(pl, "cnpg.io/reload") || !strings.Contains(pl, "azureCredentials.inheritFromAzureAD: azureCredentials.inheritFromAzureAD through the Barman Cloud plugin: current Barman Cloud plugin releases do not project") {
+		t.Errorf("plugin: %s", pl)
+	}
+	set.Secret("db", "ca").Meta.Labels = map[string]string{ReloadLabel: "true"}
+	if fs := find(); strings.Contains(fs["db/pg/backup"], "cnpg.io/reload") {
+		t.Errorf("labelled: %s", fs["db/pg/backup"])
+	}
+}

@@ -189,7 +189,8 @@ func BuildWith(set *manifest.Set, lookup func(namespace string) providers.Secret
 		for _, t := range ts {
 			if t.Conf != nil {
 				t.env = envFor(set, c, t.Store != nil, src)
-				t.Findings = append(t.Findings, envFindings(c, t, reg)...)
+				t.Findings = append(t.Findings, reloadFinding(set, c, t)...)
+				t.Findings = append(t.Findings, envFindings(c, t)...)
 			}
 		}
 		out = append(out, ts...)
@@ -452,6 +453,10 @@ func clusterFindings(c *manifest.Cluster, webhook, inTree bool) []placed {
 	if len(archivers) > 1 {
 		rejects(-1, "spec.plugins", "keep isWALArchiver: true on exactly one plugin entry", strings.Join(archivers, ", ")+" are WAL archivers", "Cannot enable more than one WAL archiver plugin")
 	}
+	if spec.ServiceAccountName != "" && spec.ServiceAccountTemplate != nil {
+		rejects(-1, "spec.serviceAccountName", "keep spec.serviceAccountName (an existing ServiceAccount) or spec.serviceAccountTemplate (CNPG makes one), not both",
+			"serviceAccountName and serviceAccountTemplate are both set", "the two fields are mutually exclusive")
+	}
 	if b := spec.Backup; b != nil && b.RetentionPolicy != "" {
 		switch {
 		case !retentionRE.MatchString(b.RetentionPolicy):
@@ -540,6 +545,11 @@ func pluginTarget(set *manifest.Set, c *manifest.Cluster, add addFunc, role, sou
 // for by any credentials block needs its annotation on the Cluster's ServiceAccount, which CNPG
 // takes from serviceAccountTemplate.
 func identityFindings(c *manifest.Cluster, field string, conf *manifest.BarmanObjectStore, reg *providers.Registry) []providers.Finding {
+	if c.Spec.ServiceAccountName != "" {
+		// A pre-existing ServiceAccount (CNPG ≥ 1.29): CNPG neither makes nor annotates it, so its
+		// annotations are not in the Cluster; the Job runs as it and tests the identity for real.
+		return nil
+	}
 	var ann map[string]string
 	if c.Spec.ServiceAccountTemplate != nil {
 		ann = c.Spec.ServiceAccountTemplate.Metadata.Annotations
