@@ -181,3 +181,53 @@ stringData: {ca.crt: x}
 		t.Errorf("labelled: %s", fs["db/pg/backup"])
 	}
 }
+
+// What the live objects report: the ContinuousArchiving condition's message (redacted) and the
+// plugin's serverRecoveryWindow.
+func TestStatusFindings(t *testing.T) {
+	doc := `apiVersion: postgresql.cnpg.io/v1
+kind: Cluster
+metadata: {name: pg, namespace: db}
+spec:
+  plugins:
+  - name: barman-cloud.cloudnative-pg.io
+    isWALArchiver: true
+    parameters: {barmanObjectName: store, serverName: srv}
+status:
+  conditions:
+  - type: ContinuousArchiving
+    status: "False"
+    reason: ContinuousArchivingFailing
+    message: "unexpected failure: https://acct.blob.core.windows.net/c?sv=2022&sig=SECRETSIG123 \x1b[31m403"
+---
+apiVersion: barmancloud.cnpg.io/v1
+kind: ObjectStore
+metadata: {name: store, namespace: db}
+spec:
+  configuration:
+    destinationPath: s3://b/p
+    s3Credentials: {inheritFromIAMRole: true}
+status:
+  serverRecoveryWindow:
+    srv: {firstRecoverabilityPoint: "2026-11-01T00:00:00Z", lastSuccessfulBackupTime: "2026-11-30T00:00:00Z", lastFailedBackupTime: "2026-12-01T00:00:00Z"}
+`
+	set := manifest.NewSet()
+	if err := set.Add("f.yaml", []byte(doc), "db"); err != nil {
+		t.Fatal(err)
+	}
+	ts := Build(set, func(ns string) providers.SecretLookup { return SecretsFromSet(set, ns) }, all.Registry(all.Settings{}))
+	var fs []string
+	for _, f := range ts[0].Findings {
+		fs = append(fs, f.String())
+	}
+	all := strings.Join(fs, "\n")
+	if !strings.Contains(all, "the Cluster reports ContinuousArchiving=False (ContinuousArchivingFailing): unexpected failure") || strings.Contains(all, "SECRETSIG123") || strings.Contains(all, "\x1b") {
+		t.Errorf("condition: %s", all)
+	}
+	if !strings.Contains(all, `ObjectStore store: status.serverRecoveryWindow[srv]: the last backup failed (2026-12-01T00:00:00Z)`) {
+		t.Errorf("recovery window: %s", all)
+	}
+	if n := strings.Join(ts[0].Notes, ";"); !strings.Contains(n, `the plugin reports for server "srv": first recoverability point 2026-11-01T00:00:00Z, last successful backup 2026-11-30T00:00:00Z`) {
+		t.Errorf("notes: %s", n)
+	}
+}

@@ -57,9 +57,11 @@ type Target struct {
 	Env       map[string]string   // environment the backup client runs with (complete after LoadEnv of its ProviderTarget)
 	env       *clientEnv          // how Env is made (spec.env/envFrom, the sidecar's env)
 	Findings  []providers.Finding // decoding and wiring problems found while building
-	Lookup    providers.SecretLookup
-	Store     *manifest.ObjectStore // the plugin's ObjectStore, when the target comes from the plugin
-	Driver    providers.Driver      // the provider serving Conf's destinationPath (nil: none)
+	// Notes is what the live Cluster and ObjectStore report (status), shown by the config check.
+	Notes  []string
+	Lookup providers.SecretLookup
+	Store  *manifest.ObjectStore // the plugin's ObjectStore, when the target comes from the plugin
+	Driver providers.Driver      // the provider serving Conf's destinationPath (nil: none)
 }
 
 // ReadOnly reports whether the target must never be written (sources).
@@ -190,6 +192,8 @@ func BuildWith(set *manifest.Set, lookup func(namespace string) providers.Secret
 			if t.Conf != nil {
 				t.env = envFor(set, c, t.Store != nil, src)
 				t.Findings = append(t.Findings, reloadFinding(set, c, t)...)
+				notes, fs := statusFindings(c, t)
+				t.Notes, t.Findings = append(t.Notes, notes...), append(t.Findings, fs...)
 				t.Findings = append(t.Findings, envFindings(c, t)...)
 			}
 		}
