@@ -132,6 +132,7 @@ type RBACNames struct {
 	ObjectStores []string
 	Secrets      []string
 	ConfigMaps   []string // referenced by the backup clients' environments (spec.env, envFrom, the sidecar's env)
+	Backups      []string // spec.bootstrap.recovery.backup.name
 }
 
 // NamesFor collects the ObjectStores and Secrets a Cluster's targets reference.
@@ -150,7 +151,13 @@ func NamesFor(cl *manifest.Cluster, set *manifest.Set, reg *providers.Registry) 
 	for _, s := range envSecrets {
 		secrets[s] = true
 	}
-	return RBACNames{Cluster: cl.Meta.Name, ObjectStores: cl.ObjectStoreNames(), Secrets: sorted(secrets), ConfigMaps: configMaps}
+	var backups []string
+	if b := cl.Spec.Bootstrap; b != nil && b.Recovery != nil && b.Recovery.Backup != nil && b.Recovery.Backup.Name != "" {
+		if existing, _ := targets.Existing(cl); !existing {
+			backups = []string{b.Recovery.Backup.Name}
+		}
+	}
+	return RBACNames{Cluster: cl.Meta.Name, ObjectStores: cl.ObjectStoreNames(), Secrets: sorted(secrets), ConfigMaps: configMaps, Backups: backups}
 }
 
 func sorted(m map[string]bool) []string {
@@ -188,6 +195,12 @@ rules:
   resources: [clusters]
   verbs: [get]
   resourceNames: [{{.Cluster}}]
+{{- if .Names.Backups}}
+- apiGroups: [postgresql.cnpg.io]
+  resources: [backups]
+  verbs: [get]
+  resourceNames: [{{range $i, $n := .Names.Backups}}{{if $i}}, {{end}}{{$n}}{{end}}]
+{{- end}}
 {{- if .Names.ObjectStores}}
 - apiGroups: [barmancloud.cnpg.io]
   resources: [objectstores]

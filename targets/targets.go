@@ -61,7 +61,9 @@ type Target struct {
 	Notes  []string
 	Lookup providers.SecretLookup
 	Store  *manifest.ObjectStore // the plugin's ObjectStore, when the target comes from the plugin
-	Driver providers.Driver      // the provider serving Conf's destinationPath (nil: none)
+	// BackupID is the one backup a recovery from a Backup object restores (its status.backupId).
+	BackupID string
+	Driver   providers.Driver // the provider serving Conf's destinationPath (nil: none)
 }
 
 // ReadOnly reports whether the target must never be written (sources).
@@ -91,6 +93,9 @@ func (t *Target) NeedsBackups() bool {
 		r = b.Recovery
 	}
 	fromBackup := r != nil && r.Source == t.Source && r.VolumeSnapshots == nil
+	if t.BackupID != "" || strings.HasPrefix(t.Source, BackupSourcePrefix) {
+		return true // spec.bootstrap.recovery.backup: that very backup
+	}
 	switch t.Role {
 	case RoleRecoverySource:
 		return fromBackup
@@ -249,6 +254,7 @@ func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretL
 			"in-tree barmanObjectStore is deprecated in favour of the Barman Cloud plugin (removed in CNPG 1.31.0)"))
 	}
 	backupFromPlugin(set, c, add, inTree)
+	backupObjectTarget(set, c, add)
 	bySource := map[int]*Target{} // externalClusters index -> its target
 	for i, ec := range spec.ExternalClusters {
 		role := RoleSource
@@ -274,7 +280,11 @@ func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretL
 	}
 	// The Cluster's own admission rules go to the target of the entry they concern, else to the
 	// Cluster's first target.
-	for _, p := range clusterFindings(c, webhook, inTree) {
+	cfs := clusterFindings(c, webhook, inTree)
+	for _, f := range methodFindings(set, c, inTree) {
+		cfs = append(cfs, placed{f, -1})
+	}
+	for _, p := range cfs {
 		if len(out) == 0 {
 			break
 		}
