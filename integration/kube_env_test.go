@@ -97,7 +97,7 @@ spec:
 	if !strings.Contains(cfg.Message, "the Cluster reports ContinuousArchiving=False (ContinuousArchivingFailing): unexpected failure invoking barman-cloud-wal-archive") || strings.Contains(r.Stdout, "SECRETSIG") {
 		t.Errorf("config: %s", cfg.Message)
 	}
-	if !strings.Contains(cred.Message, "the Pod's environment (AWS_ACCESS_KEY_ID)") || !strings.Contains(cred.Message, "from AWS_ENDPOINT_URL") {
+	if !strings.Contains(cred.Message, "the backup client's environment (AWS_ACCESS_KEY_ID)") || !strings.Contains(cred.Message, "from AWS_ENDPOINT_URL") {
 		t.Errorf("credentials: %s", cred.Message)
 	}
 	if strings.Contains(r.Stdout+r.Stderr, pass) {
