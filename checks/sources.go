@@ -32,7 +32,7 @@ func runBackups(ctx context.Context, r *Run) Result {
 		return skip("skipped: applies to recovery and replica sources")
 	}
 	base := r.loc.Base() + "base/"
-	l, err := r.store().List(ctx, base, "/", 0)
+	l, folders, infos, err := readCatalog(ctx, r)
 	if err != nil {
 		return errResult(err, "")
 	}
@@ -44,36 +44,7 @@ func runBackups(ctx context.Context, r *Run) Result {
 		return Result{Status: noneStatus, Message: fmt.Sprintf("no backup under %s%s", base, why),
 			Remediation: "check destinationPath and serverName: they must name the folder the source cluster backs up to (its serverName defaults to its own name)"}
 	}
-	// Backup IDs are timestamps: sorted, the folders run oldest to newest. A large catalog is
-	// sampled: the newest and the oldest backups are what a restore and its window depend on.
-	folders := append([]string(nil), l.Prefixes...)
-	sort.Strings(folders)
-	read := folders
-	if len(folders) > readNewest+readOldest {
-		read = append(append([]string(nil), folders[:readOldest]...), folders[len(folders)-readNewest:]...)
-	}
-	infos := make([]BackupInfo, len(read))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i, p := range read {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			id := strings.TrimSuffix(strings.TrimPrefix(p, base), "/")
-			data, err := r.store().Get(ctx, p+"backup.info", backupInfoLimit)
-			switch {
-			case providers.KindOf(err) == providers.KindNotFound:
-				infos[i] = BackupInfo{ID: id, Problem: "no backup.info: unfinished or interrupted"}
-			case err != nil:
-				infos[i] = BackupInfo{ID: id, Problem: "backup.info unreadable: " + err.Error()}
-			default:
-				infos[i] = ParseBackupInfo(id, data)
-			}
-		}()
-	}
-	wg.Wait()
+	read := infos
 	var done, bad []BackupInfo
 	for _, b := range infos {
 		if b.Problem == "" {
@@ -148,8 +119,54 @@ func lenientReason(t *targets.Target, what string) string {
 	return ""
 }
 
+// readCatalog lists <prefix>/<serverName>/base/ the way barman's catalog does (every sub-folder is
+// a backup) and reads the backup.info of each (concurrently); a large catalog is sampled: the
+// newest and the oldest backups are what a restore and its window depend on. Backup IDs are
+// timestamps: sorted, the folders run oldest to newest.
+func readCatalog(ctx context.Context, r *Run) (providers.Listing, []string, []BackupInfo, error) {
+	base := r.loc.Base() + "base/"
+	l, err := r.store().List(ctx, base, "/", 0)
+	if err != nil {
+		return l, nil, nil, err
+	}
+	folders := append([]string(nil), l.Prefixes...)
+	sort.Strings(folders)
+	read := folders
+	if len(folders) > readNewest+readOldest {
+		read = append(append([]string(nil), folders[:readOldest]...), folders[len(folders)-readNewest:]...)
+	}
+	infos := make([]BackupInfo, len(read))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, p := range read {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			id := strings.TrimSuffix(strings.TrimPrefix(p, base), "/")
+			data, err := r.store().Get(ctx, p+"backup.info", backupInfoLimit)
+			switch {
+			case providers.KindOf(err) == providers.KindNotFound:
+				infos[i] = BackupInfo{ID: id, Problem: "no backup.info: unfinished or interrupted"}
+			case err != nil:
+				infos[i] = BackupInfo{ID: id, Problem: "backup.info unreadable: " + err.Error()}
+			default:
+				infos[i] = ParseBackupInfo(id, data)
+			}
+		}()
+	}
+	wg.Wait()
+	return l, folders, infos, nil
+}
+
 // catalog is what backups hands on: a source's completed backups, oldest first.
 type catalog struct{ backups []BackupInfo }
+
+// walArchive is what wal-archive hands on: the newest WAL segment it saw.
+type walArchive struct {
+	newest newestWAL
+}
 
 // sourceWALs checks a source's WAL archive: the segments the latest completed backup needs, the
 // newest WAL and the timelines seen. It lists only the hash folders it needs.
@@ -224,7 +241,7 @@ func sourceWALs(ctx context.Context, r *Run) Result {
 	if r.t.Role == targets.RoleReplicaSource && !newest.Modified.IsZero() {
 		msg += fmt.Sprintf(", archived %s ago", r.opts.Now().Sub(newest.Modified).Round(time.Second))
 	}
-	res := Result{Status: report.Pass}
+	res := Result{Status: report.Pass, Value: walArchive{newest: newestWAL{name: newestName, obj: newest}}}
 	if len(backups) > 0 {
 		last := backups[len(backups)-1]
 		segs, err := Segments(last.BeginWAL, last.EndWAL, last.SegSize, 4096)

@@ -49,6 +49,7 @@ type ClusterSpec struct {
 type ClusterStatus struct {
 	CurrentPrimary           string      `yaml:"currentPrimary"`
 	TimelineID               int         `yaml:"timelineID"`
+	SystemID                 string      `yaml:"systemID"` // PostgreSQL's system identifier, once the Cluster runs
 	FirstRecoverabilityPoint string      `yaml:"firstRecoverabilityPoint"`
 	LastSuccessfulBackup     string      `yaml:"lastSuccessfulBackup"`
 	Conditions               []Condition `yaml:"conditions"`
