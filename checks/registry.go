@@ -205,6 +205,7 @@ func Execute(ctx context.Context, ts []*targets.Target, o Options) *report.Matri
 		runs[i].shared = shared
 	}
 	crossTargetFindings(runs)
+	sharedDestinations(runs)
 
 	m := &report.Matrix{SchemaVersion: report.SchemaVersion, Targets: make([]*report.Target, len(ts))}
 	sem := make(chan struct{}, o.Concurrency)
@@ -308,6 +309,45 @@ func crossTargetFindings(runs []*Run) {
 			}
 		}
 	}
+}
+
+// sharedDestinations fails, together, the backup targets of different Clusters that would write
+// under the same endpoint, bucket, path and serverName: each names the others. Sources shared by
+// several Clusters are fine (they are only read). Targets of one Cluster (an in-tree and a plugin
+// backup during a migration) are not compared here.
+func sharedDestinations(runs []*Run) {
+	groups := map[string][]*Run{}
+	for _, b := range runs {
+		if b.t.Role != targets.RoleBackup || b.drv == nil || b.loc.Bucket == "" {
+			continue
+		}
+		k := locationKey(b.loc, b.t.Conf.EndpointURL)
+		groups[k] = append(groups[k], b)
+	}
+	clusterOf := func(r *Run) string { return r.t.Cluster.Meta.Namespace + "/" + r.t.Cluster.Meta.Name }
+	for _, g := range groups {
+		for _, b := range g {
+			var others []string
+			for _, o := range g {
+				if clusterOf(o) != clusterOf(b) {
+					others = append(others, o.t.ID)
+				}
+			}
+			if len(others) == 0 {
+				continue
+			}
+			f := providers.Failf(b.t.Field, "give each Cluster its own serverName (barmanObjectStore.serverName, or the plugin's parameters.serverName) or destinationPath",
+				"%d other Cluster(s) write their backups and WAL to the same place (same endpoint, %s, path and serverName %q): %s; two clusters archiving into one folder overwrite each other's WAL and mix their backups, which shows only at restore time",
+				len(others), b.drv.Info().BucketNoun, b.loc.ServerName, strings.Join(others, ", "))
+			f.Soft = true
+			b.crossFs = append(b.crossFs, f)
+		}
+	}
+}
+
+// locationKey identifies the folder a target's objects live in.
+func locationKey(l providers.Location, endpointURL string) string {
+	return strings.Join([]string{l.Provider, strings.TrimSuffix(strings.ToLower(endpointURL), "/"), l.Account, l.Bucket, strings.Trim(l.Prefix, "/"), l.ServerName}, "\x00")
 }
 
 func sameLocation(a, b providers.Location, ea, eb string) bool {

@@ -209,6 +209,35 @@ func TestCrossTargets(t *testing.T) {
 	}
 }
 
+// Backup targets of different Clusters writing into one folder fail together, naming each other;
+// a shared source, other serverNames and one Cluster's two backup targets do not.
+func TestSharedDestinations(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	ep, _ := url.Parse(srv.URL)
+	d := memDriver{providertest.NewMemStore(ep)}
+	mk := func(cluster, role, server string) *targets.Target {
+		tg := target(role, d)
+		tg.Cluster = &manifest.Cluster{Meta: manifest.Meta{Name: cluster, Namespace: "db"}}
+		tg.ID, tg.ServerName = "db/"+cluster+"/"+role, server
+		return tg
+	}
+	a, b, c := mk("a", targets.RoleBackup, "pg"), mk("b", targets.RoleBackup, "pg"), mk("c", targets.RoleBackup, "other")
+	sa, sb := mk("a", targets.RoleRecoverySource, "origin"), mk("b", targets.RoleRecoverySource, "origin")
+	a2 := mk("a", targets.RoleBackup, "pg")
+	a2.ID = "db/a/backup/plugin"
+	m := Execute(context.Background(), []*targets.Target{a, b, c, sa, sb, a2}, Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second, Offline: true})
+	for i, want := range []string{"config=fail", "config=fail", "config=pass", "config=pass", "config=pass", "config=fail"} {
+		expect(t, m.Targets[i], want)
+	}
+	if msg := m.Targets[0].Checks[0].Message; !strings.Contains(msg, "db/b/backup") || strings.Contains(msg, "db/a/backup/plugin") || !strings.Contains(msg, `serverName "pg"`) {
+		t.Errorf("a: %s", msg)
+	}
+	if msg := m.Targets[1].Checks[0].Message; !strings.Contains(msg, "2 other Cluster(s)") || !strings.Contains(msg, "db/a/backup, db/a/backup/plugin") {
+		t.Errorf("b: %s", msg)
+	}
+}
+
 // Every dependency names a check of the registry that comes earlier (so the per-target DAG has
 // no cycle and no dangling edge), and every column of the matrix is a registry entry.
 func TestRegistryEdges(t *testing.T) {
