@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 	"github.com/cnpg-preflight/cnpg-preflight/report"
 	"github.com/cnpg-preflight/cnpg-preflight/targets"
@@ -100,14 +101,20 @@ func runList(ctx context.Context, r *Run) Result {
 	if err != nil {
 		return errResult(err, "")
 	}
-	var names []string
+	var names, foreign []string
 	for _, p := range l.Prefixes {
-		names = append(names, strings.TrimPrefix(p, base))
+		name := strings.TrimPrefix(p, base)
+		names = append(names, name)
+		if name != "base/" && name != "wals/" {
+			foreign = append(foreign, text.Safe(name))
+		}
 	}
 	objs := 0
 	for _, o := range l.Keys {
-		if !strings.HasPrefix(strings.TrimPrefix(o.Key, base), ProbePrefix) {
+		name := strings.TrimPrefix(o.Key, base)
+		if !strings.HasPrefix(name, ProbePrefix) {
 			objs++
+			foreign = append(foreign, text.Safe(name))
 		}
 	}
 	msg := fmt.Sprintf("listed %s: %d folder(s)", base, len(l.Prefixes))
@@ -118,7 +125,59 @@ func runList(ctx context.Context, r *Run) Result {
 	if l.Truncated {
 		more = "+"
 	}
-	return pass("%s and %d%s object(s)", msg, objs, more)
+	msg = fmt.Sprintf("%s and %d%s object(s)", msg, objs, more)
+	// The destination path itself: other servers' folders are expected there; base/ and wals/
+	// directly under it mean the destinationPath names a server's folder.
+	res := Result{Status: report.Pass}
+	parent := r.loc.Base()[:len(base)-len(r.loc.ServerName)-1]
+	if pl, err := r.store().List(ctx, parent, "/", 1000); err == nil {
+		var servers []string
+		asServer := false
+		for _, p := range pl.Prefixes {
+			name := strings.TrimSuffix(strings.TrimPrefix(p, parent), "/")
+			switch name {
+			case r.loc.ServerName:
+			case "base", "wals":
+				asServer = true
+			default:
+				servers = append(servers, text.Safe(name))
+			}
+		}
+		if len(servers) > 0 {
+			more := ""
+			if pl.Truncated {
+				more = " (first page)"
+			}
+			msg += fmt.Sprintf("; the destination path %s also holds %d other folder(s)%s, other servers' archives: %s — barman-cloud keeps each serverName apart, so sharing a destinationPath is fine as long as no other cluster uses serverName %q",
+				displayPrefix(parent), len(servers), more, joinNames(servers, maxNamed), r.loc.ServerName)
+		}
+		if asServer {
+			res.Status = report.Warn
+			res.Remediation = "set destinationPath to the folder that holds the servers' folders (one level up), and serverName to the server's folder name"
+			msg += fmt.Sprintf("; the destination path %s itself holds base/ and wals/, as a server's folder does: barman-cloud adds the serverName, so this Cluster archives under %s, not into that archive", displayPrefix(parent), base)
+		}
+	}
+	if len(foreign) > 0 {
+		res.Status = report.Warn
+		if res.Remediation == "" {
+			res.Remediation = "barman-cloud writes only base/ and wals/ under a server's folder: find out who writes the other entries (another tool, a wrongly set serverName or destinationPath) and move them away"
+		}
+		more := ""
+		if l.Truncated {
+			more = "at least "
+		}
+		msg += fmt.Sprintf("; %s%d foreign object(s) or folder(s) under %s besides base/, wals/ and cnpg-preflight's probes: %s", more, len(foreign), base, joinNames(foreign, maxNamed))
+	}
+	res.Message = msg
+	return res
+}
+
+// displayPrefix is a key prefix for a message ("" is the bucket's root).
+func displayPrefix(p string) string {
+	if p == "" {
+		return "(the bucket's root)"
+	}
+	return p
 }
 
 // probeObject is what write hands on: the key it wrote and the content.

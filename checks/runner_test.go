@@ -320,3 +320,41 @@ type sizeDriver struct {
 func (d sizeDriver) Connect(context.Context, *providers.Target, providers.Location, *providers.Net) (providers.Store, string, []providers.Finding) {
 	return d.s, "memory", nil
 }
+
+// list warns about foreign entries in the server's folder (bounded, named), explains other
+// servers' folders next to it, and warns when the destination path is itself a server's folder.
+func TestListForeignEntries(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	ep, _ := url.Parse(srv.URL)
+	for _, c := range []struct {
+		name string
+		seed []string
+		want string
+		msg  []string
+	}{
+		{"own folder only", []string{"p/pg/base/x/backup.info", "p/pg/wals/0000000100000000/000000010000000000000001"}, "list=pass", []string{"(base/, wals/)"}},
+		{"foreign entries", []string{"p/pg/notes.txt", "p/pg/old/a", "p/pg/0\x1b[2Jy", "p/pg/base/x/backup.info", "p/pg/a1", "p/pg/a2", "p/pg/a3", "p/pg/a4"},
+			"list=warn", []string{"7 foreign object(s) or folder(s) under p/pg/", "old/", `"0\x1b[2Jy"`, "and 2 more"}},
+		{"other servers' folders", []string{"p/other/wals/a", "p/third/base/b"}, "list=pass", []string{"also holds 2 other folder(s), other servers' archives: other, third"}},
+		{"destination path is a server's folder", []string{"p/wals/0000000100000000/000000010000000000000001"}, "list=warn", []string{"itself holds base/ and wals/"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			store := providertest.NewMemStore(ep)
+			for _, k := range c.seed {
+				store.Put(context.Background(), k, []byte("x"), providers.PutOptions{})
+			}
+			d := memDriver{store}
+			tg := target(targets.RoleBackup, d)
+			tg.Cluster.Status = &manifest.ClusterStatus{Conditions: []manifest.Condition{{Type: "ContinuousArchiving", Status: "True"}}}
+			m := Execute(context.Background(), []*targets.Target{tg}, Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second, ReadOnly: true})
+			expect(t, m.Targets[0], c.want)
+			got := m.Targets[0].Check(List).Message
+			for _, w := range c.msg {
+				if !strings.Contains(got, w) {
+					t.Errorf("list message lacks %q: %s", w, got)
+				}
+			}
+		})
+	}
+}

@@ -112,7 +112,7 @@ func runSystemID(ctx context.Context, r *Run) Result {
 	describe := func(id string) string {
 		var parts []string
 		if bs := bySys[id]; len(bs) > 0 {
-			parts = append(parts, fmt.Sprintf("%d backup(s) (%s)", len(bs), names(bs, 3)))
+			parts = append(parts, fmt.Sprintf("%d backup(s) (%s)", len(bs), joinNames(bs, 3)))
 		}
 		if walID == id {
 			parts = append(parts, "the newest WAL "+newest.name)
@@ -177,7 +177,7 @@ func runSystemID(ctx context.Context, r *Run) Result {
 }
 
 // names joins at most n names, and says how many more there are.
-func names(s []string, n int) string {
+func joinNames(s []string, n int) string {
 	if len(s) <= n {
 		return strings.Join(s, ", ")
 	}
