@@ -63,6 +63,8 @@ type Result struct {
 	Blocks bool
 	// Value is what the check hands to the checks that depend on it (see output).
 	Value any
+	// Window is a source's recovery window (wal-archive), reported with the target.
+	Window *report.Window
 }
 
 func pass(format string, a ...any) Result {
@@ -419,6 +421,7 @@ func (r *Run) execute(parent context.Context) *report.Target {
 	if out.Endpoint == "" && r.loc.Endpoint != nil {
 		out.Endpoint = r.loc.Endpoint.String()
 	}
+	out.RecoveryWindow = r.results[WALArchive].Window
 	for _, c := range Registry {
 		if c.Internal {
 			continue
