@@ -64,7 +64,9 @@ func TestSystemIDMismatchAzure(t *testing.T) { t.Parallel(); runSystemIDMismatch
 // source, the archive mixes two systems.
 func runSystemIDMismatch(t *testing.T, s e2eStore) {
 	const server = "shared"
-	args := func(extra ...string) []string { return append(append(append([]string{}, s.barman...), extra...), s.dest, server) }
+	args := func(extra ...string) []string {
+		return append(append(append([]string{}, s.barman...), extra...), s.dest, server)
+	}
 	pg1 := testenv.StartPostgres(t, s.env, args("--gzip")...)
 	id1 := pg1.SystemID()
 	pg1.SQL("CREATE TABLE t AS SELECT generate_series(1, 10000) AS i")
@@ -149,8 +151,11 @@ func TestWALHeaderEveryCompressionS3(t *testing.T) {
 	}
 }
 
-func TestWindowTimelineAndHoleS3(t *testing.T)    { t.Parallel(); runWindowTimelineAndHole(t, s3E2E(t)) }
-func TestWindowTimelineAndHoleAzure(t *testing.T) { t.Parallel(); runWindowTimelineAndHole(t, azureE2E(t)) }
+func TestWindowTimelineAndHoleS3(t *testing.T) { t.Parallel(); runWindowTimelineAndHole(t, s3E2E(t)) }
+func TestWindowTimelineAndHoleAzure(t *testing.T) {
+	t.Parallel()
+	runWindowTimelineAndHole(t, azureE2E(t))
+}
 
 // A backup, more WAL, then a promotion: timeline 2. The window runs from the backup across the
 // switch to the newest segment of timeline 2; deleting a segment in the middle of the chain names
