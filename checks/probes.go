@@ -169,7 +169,28 @@ func runList(ctx context.Context, r *Run) Result {
 		msg += fmt.Sprintf("; %s%d foreign object(s) or folder(s) under %s besides base/, wals/ and cnpg-preflight's probes: %s", more, len(foreign), base, joinNames(foreign, maxNamed))
 	}
 	res.Message = msg
+	res.Value = serverFolder{prefixes: names, complete: !l.Truncated}
 	return res
+}
+
+// serverFolder is what list hands on: the sub-folders of <prefix>/<serverName>/ (complete: the
+// listing was not cut short).
+type serverFolder struct {
+	prefixes []string
+	complete bool
+}
+
+// has reports whether the folder has sub-folder name ("base/"), true when unknown.
+func (f serverFolder) has(name string) bool {
+	if !f.complete {
+		return true
+	}
+	for _, p := range f.prefixes {
+		if p == name {
+			return true
+		}
+	}
+	return false
 }
 
 // displayPrefix is a key prefix for a message ("" is the bucket's root).
@@ -457,6 +478,22 @@ func runWALArchive(ctx context.Context, r *Run) Result {
 	if err != nil {
 		return errResult(err, "")
 	}
+	res := backupTargetWALs(r, prefix, l)
+	// the newest segment, for system-id (when the listing is complete)
+	var newest newestWAL
+	for _, o := range l.Keys {
+		if name, ok := WALName(o.Key); ok && walSegRE.MatchString(name) && strings.ToUpper(name) > newest.name {
+			newest = newestWAL{name: strings.ToUpper(name), obj: o}
+		}
+	}
+	if !l.Truncated && newest.name != "" {
+		res.Value = walArchive{newest: newest}
+	}
+	return res
+}
+
+// backupTargetWALs applies barman-cloud-check-wal-archive's rule to a backup target's listing.
+func backupTargetWALs(r *Run, prefix string, l providers.Listing) Result {
 	var wals []string
 	for _, o := range l.Keys {
 		if name, ok := WALName(o.Key); ok {

@@ -89,7 +89,7 @@ var Registry = []Check{
 	{ID: Multipart, Requires: []string{Bucket}, After: []string{multipartUpload, Delete}, Writes: true, Run: runMultipart},
 	{ID: Backups, Requires: []string{Bucket}, Run: runBackups},
 	{ID: WALArchive, Requires: []string{Bucket}, After: []string{Backups}, Run: runWALArchive},
-	{ID: SystemID, Requires: []string{Bucket}, After: []string{Backups, WALArchive}, Run: runSystemID},
+	{ID: SystemID, Requires: []string{Bucket}, After: []string{List, Backups, WALArchive}, Run: runSystemID},
 }
 
 // Columns returns the IDs of the checks that have a column in the matrix, in report order.

@@ -67,7 +67,7 @@ func runSystemID(ctx context.Context, r *Run) Result {
 	if r.t.ReadOnly() {
 		cat, _ := output[catalog](r, Backups)
 		backups = cat.backups
-	} else {
+	} else if f, ok := output[serverFolder](r, List); !ok || f.has("base/") {
 		_, _, infos, err := readCatalog(ctx, r)
 		if err != nil {
 			return errResult(err, "")
