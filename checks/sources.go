@@ -32,7 +32,7 @@ func runBackups(ctx context.Context, r *Run) Result {
 		return skip("skipped: applies to recovery and replica sources")
 	}
 	base := r.loc.Base() + "base/"
-	l, folders, infos, err := readCatalog(ctx, r)
+	l, folders, infos, err := readCatalog(ctx, r, 0)
 	if err != nil {
 		return errResult(err, "")
 	}
@@ -123,9 +123,9 @@ func lenientReason(t *targets.Target, what string) string {
 // a backup) and reads the backup.info of each (concurrently); a large catalog is sampled: the
 // newest and the oldest backups are what a restore and its window depend on. Backup IDs are
 // timestamps: sorted, the folders run oldest to newest.
-func readCatalog(ctx context.Context, r *Run) (providers.Listing, []string, []BackupInfo, error) {
+func readCatalog(ctx context.Context, r *Run, max int) (providers.Listing, []string, []BackupInfo, error) {
 	base := r.loc.Base() + "base/"
-	l, err := r.store().List(ctx, base, "/", 0)
+	l, err := r.store().List(ctx, base, "/", max)
 	if err != nil {
 		return l, nil, nil, err
 	}

@@ -18,17 +18,21 @@ type newestWAL struct {
 	obj  providers.Object
 }
 
+// sysListMax bounds system-id's own listings (base/ of a backup target, the top of wals/ and a
+// hash folder, which holds at most 256 segments of 16 MiB): a page or two each.
+const sysListMax = 1000
+
 // findNewestWAL lists the top of wals/ and the last hash folders (a few requests whatever the
 // archive's size). The zero value when the archive holds no segment.
 func findNewestWAL(ctx context.Context, r *Run) (newestWAL, error) {
 	prefix := r.loc.Base() + "wals/"
-	top, err := r.store().List(ctx, prefix, "/", 0)
+	top, err := r.store().List(ctx, prefix, "/", sysListMax)
 	if err != nil {
 		return newestWAL{}, err
 	}
 	dirs := hashDirs(prefix, top.Prefixes)
 	for i := len(dirs) - 1; i >= 0 && i >= len(dirs)-3; i-- {
-		l, err := r.store().List(ctx, prefix+dirs[i]+"/", "", 0)
+		l, err := r.store().List(ctx, prefix+dirs[i]+"/", "", sysListMax)
 		if err != nil {
 			return newestWAL{}, err
 		}
@@ -68,7 +72,7 @@ func runSystemID(ctx context.Context, r *Run) Result {
 		cat, _ := output[catalog](r, Backups)
 		backups = cat.backups
 	} else if f, ok := output[serverFolder](r, List); !ok || f.has("base/") {
-		_, _, infos, err := readCatalog(ctx, r)
+		_, _, infos, err := readCatalog(ctx, r, sysListMax)
 		if err != nil {
 			return errResult(err, "")
 		}
