@@ -209,7 +209,9 @@ func TestS3OverwriteRefusedAgreesWithBarman(t *testing.T) {
 func TestAzureSASLifetimesAgreeWithBarman(t *testing.T) {
 	t.Parallel()
 	_, az := azurite(t, false)
-	connStr := func(tok string) string { return "BlobEndpoint=" + az.Endpoint + "/" + az.Account + ";SharedAccessSignature=" + tok }
+	connStr := func(tok string) string {
+		return "BlobEndpoint=" + az.Endpoint + "/" + az.Account + ";SharedAccessSignature=" + tok
+	}
 	t.Run("expires in 3 days, no delete", func(t *testing.T) {
 		exp := time.Now().Add(3*24*time.Hour + time.Hour).UTC().Truncate(time.Second)
 		tok, sig := az.SAS(t, sas.ContainerPermissions{Read: true, List: true, Create: true, Write: true, Add: true}, exp)

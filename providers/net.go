@@ -302,7 +302,7 @@ func isTLSServer(ctx context.Context, conn net.Conn, host string) (bool, error) 
 // any status) and returns how far its Date header is from this machine's clock at the middle of
 // the request; ok is false when the answer carries no usable Date.
 func (n *Net) ClockSkew(ctx context.Context, u *url.URL) (skew time.Duration, ok bool) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second) // as long as Probe waits for an http:// answer
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/"}).String(), nil)
 	if err != nil {

@@ -3,7 +3,9 @@ package s3
 import (
 	"context"
 	"net/http"
+	"sort"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -22,40 +24,67 @@ var absent = map[string]bool{
 }
 
 // Policies reads versioning, Object Lock and lifecycle rules with GetBucketVersioning,
-// GetObjectLockConfiguration and GetBucketLifecycleConfiguration. A denied or unsupported read
-// is listed in Unread, naming the permission.
+// GetObjectLockConfiguration and GetBucketLifecycleConfiguration, concurrently. A denied or
+// unsupported read is listed in Unread, naming the permission.
 func (s *Store) Policies(ctx context.Context) (providers.Policies, error) {
-	var p providers.Policies
-	// unread records a failed read; it returns the error when the failure is not about the
-	// setting (network, timeout, interruption): then nothing more is worth asking.
-	unread := func(setting, perm, op string, err error) error {
-		e := s.classify(op, err)
-		switch {
-		case absent[e.Code] || (e.Status == http.StatusNotFound && e.Code != "NoSuchBucket"):
-			return nil
-		case e.Kind == providers.KindDenied:
-			p.Unread = append(p.Unread, providers.Unread{Setting: setting, Permission: perm, Msg: e.Msg})
-		case e.Kind == providers.KindUnsupported || e.Status == http.StatusNotImplemented || e.Status == http.StatusBadRequest || e.Status == http.StatusMethodNotAllowed:
-			p.Unread = append(p.Unread, providers.Unread{Setting: setting, Msg: e.Msg + " (the store does not offer it)"})
-		default:
-			return e
-		}
-		return nil
+	var (
+		p     providers.Policies
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		first error
+	)
+	// read runs one call; a failed read is recorded, unless the failure is not about the setting
+	// (network, timeout, interruption): then the whole read fails.
+	read := func(setting, perm, op string, call func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := call()
+			if err == nil {
+				return
+			}
+			e := s.classify(op, err)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case absent[e.Code] || (e.Status == http.StatusNotFound && e.Code != "NoSuchBucket"):
+			case e.Kind == providers.KindDenied:
+				p.Unread = append(p.Unread, providers.Unread{Setting: setting, Permission: perm, Msg: e.Msg})
+			case e.Kind == providers.KindUnsupported || e.Status == http.StatusNotImplemented || e.Status == http.StatusBadRequest || e.Status == http.StatusMethodNotAllowed:
+				p.Unread = append(p.Unread, providers.Unread{Setting: setting, Msg: e.Msg + " (the store does not offer it)"})
+			case first == nil:
+				first = e
+			}
+		}()
 	}
-	v, err := s.c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: &s.loc.Bucket})
-	if err != nil {
-		if e := unread("versioning", "s3:GetBucketVersioning on arn:aws:s3:::"+s.loc.Bucket, "GetBucketVersioning", err); e != nil {
-			return p, e
-		}
-	} else {
+	var (
+		v    *s3.GetBucketVersioningOutput
+		lock *s3.GetObjectLockConfigurationOutput
+		lc   *s3.GetBucketLifecycleConfigurationOutput
+	)
+	bucket := "arn:aws:s3:::" + s.loc.Bucket
+	read("versioning", "s3:GetBucketVersioning on "+bucket, "GetBucketVersioning", func() (err error) {
+		v, err = s.c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: &s.loc.Bucket})
+		return err
+	})
+	read("object lock", "s3:GetBucketObjectLockConfiguration on "+bucket, "GetObjectLockConfiguration", func() (err error) {
+		lock, err = s.c.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &s.loc.Bucket})
+		return err
+	})
+	read("lifecycle rules", "s3:GetLifecycleConfiguration on "+bucket, "GetBucketLifecycleConfiguration", func() (err error) {
+		lc, err = s.c.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: &s.loc.Bucket})
+		return err
+	})
+	wg.Wait()
+	if first != nil {
+		return p, first
+	}
+	sort.Slice(p.Unread, func(i, j int) bool { return p.Unread[i].Setting > p.Unread[j].Setting }) // versioning, object lock, lifecycle rules
+	if v != nil {
 		p.Versioning = string(v.Status)
 	}
-	lock, err := s.c.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &s.loc.Bucket})
-	if err != nil {
-		if e := unread("object lock", "s3:GetBucketObjectLockConfiguration on arn:aws:s3:::"+s.loc.Bucket, "GetObjectLockConfiguration", err); e != nil {
-			return p, e
-		}
-	} else if c := lock.ObjectLockConfiguration; c != nil {
+	if lock != nil && lock.ObjectLockConfiguration != nil {
+		c := lock.ObjectLockConfiguration
 		p.ObjectLock = c.ObjectLockEnabled == types.ObjectLockEnabledEnabled
 		if c.Rule != nil && c.Rule.DefaultRetention != nil {
 			d := c.Rule.DefaultRetention
@@ -63,12 +92,7 @@ func (s *Store) Policies(ctx context.Context) (providers.Policies, error) {
 			p.DefaultRetention = providers.Days(int(aws.ToInt32(d.Days)) + 365*int(aws.ToInt32(d.Years)))
 		}
 	}
-	lc, err := s.c.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: &s.loc.Bucket})
-	if err != nil {
-		if e := unread("lifecycle rules", "s3:GetLifecycleConfiguration on arn:aws:s3:::"+s.loc.Bucket, "GetBucketLifecycleConfiguration", err); e != nil {
-			return p, e
-		}
-	} else {
+	if lc != nil {
 		for _, r := range lc.Rules {
 			p.Rules = append(p.Rules, lifecycleRule(r))
 		}
