@@ -70,11 +70,18 @@ func runEndpoint(ctx context.Context, r *Run) Result {
 	if err != nil {
 		return errResult(err, "check that the endpoint is reachable from where the backup client runs")
 	}
+	skew, skewOK := conn.net.ClockSkew(ctx, conn.store.Endpoint())
+	lf := lifetimeFindings(rep, skew, skewOK, r.opts.Now())
 	if len(rep.Notes) > 0 {
-		return Result{Status: report.Warn, Message: rep.String() + "; " + strings.Join(rep.Notes, "; "),
+		res := Result{Status: report.Warn, Message: rep.String() + "; " + strings.Join(rep.Notes, "; "),
 			Remediation: "put the self-signed root CA of the endpoint's chain in the endpointCA bundle"}
+		for _, f := range lf {
+			res.Message += "; " + f.Msg
+			res.Remediation += "; " + f.Fix
+		}
+		return res
 	}
-	return pass("%s", rep)
+	return fromFindings(lf, rep.String())
 }
 
 func runBucket(ctx context.Context, r *Run) Result {
@@ -230,6 +237,9 @@ func uncertain(err error) bool {
 }
 
 func runWrite(ctx context.Context, r *Run) Result {
+	if why := r.locked(); why != "" {
+		return skip("skipped: %s", why)
+	}
 	key, stamp, b := probeKey(r, "")
 	p := probeObject{key: key, data: []byte(fmt.Sprintf("cnpg-preflight probe object, safe to delete; written %s; %x\n", stamp, b))}
 	r.track(p.key, true)
@@ -367,6 +377,9 @@ type stagedUpload struct {
 // target uploads a small single-part upload under its own prefix (create, upload, complete or
 // abort are permissions of the prefix).
 func runMultipartUpload(ctx context.Context, r *Run) Result {
+	if why := r.locked(); why != "" {
+		return skip("skipped: %s", why)
+	}
 	key, _, _ := probeKey(r, "-multipart")
 	probe, mine := r.shared.claim(r.storeKey(), r.t.ID)
 	last := []byte("cnpg-preflight multipart probe, safe to delete\n")
