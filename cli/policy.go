@@ -260,12 +260,10 @@ func identityOf(t *targets.Target, reg *providers.Registry) (identity, principal
 func renderPolicies(w io.Writer, doc PolicyDocument, format string) error {
 	switch format {
 	case "json":
-		b, err := json.MarshalIndent(doc, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(append(b, '\n'))
-		return err
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false) // the commands keep their < and >
+		enc.SetIndent("", "  ")
+		return enc.Encode(doc)
 	case "yaml":
 		b, err := json.Marshal(doc)
 		if err != nil {
@@ -276,12 +274,12 @@ func renderPolicies(w io.Writer, doc PolicyDocument, format string) error {
 			return err
 		}
 		blockStyle(&n)
-		out, err := yaml.Marshal(&n)
-		if err != nil {
+		enc := yaml.NewEncoder(w)
+		enc.SetIndent(2)
+		if err := enc.Encode(&n); err != nil {
 			return err
 		}
-		_, err = w.Write(out)
-		return err
+		return enc.Close()
 	}
 	return renderCommands(w, doc)
 }

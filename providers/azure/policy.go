@@ -61,12 +61,12 @@ func (Driver) Policy(r providers.PolicyRequest) providers.Policy {
 	} else {
 		p.Commands = []string{sasCmd, "# or, with an Azure AD identity instead (inheritFromAzureAD / useDefaultAzureCredentials):", roleCmd}
 	}
-	what := "reads"
+	what := "lists and reads (a source)"
 	if write {
-		what = "archives WAL, uploads base backups (blocks), lists, restores and deletes (retention)"
+		what = "archives WAL, uploads base backups (blocks), lists, restores and deletes (retention); no a (append) or c (create): its uploads overwrite, which needs w"
 	}
 	p.Notes = append(p.Notes,
-		fmt.Sprintf("barman-cloud %s: SAS permissions %q on the container (sr=c; for an account SAS: ss=b, srt=co, the same sp); no a (append) or c (create): uploads overwrite with w", what, perms),
+		fmt.Sprintf("SAS permissions %q on the container (sr=c; for an account SAS: ss=b, srt=co, the same sp): barman-cloud %s", perms, what),
 		"a SAS or role assignment covers the whole container: Azure cannot narrow it to a folder without an ABAC condition on the blob path, so targets sharing a container share one grant")
 	if key {
 		p.Notes = append(p.Notes, "azureCredentials.storageKey is the account key: it allows everything on the storage account; replace it by a SAS with these permissions")
