@@ -300,7 +300,7 @@ var azureBackupMatrix = map[string]want{
 	"r": {"read", "barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
 	"w": {"write,multipart", "barman-cloud-wal-archive,barman-cloud-backup"},
 	"d": {"delete", "barman-cloud-backup-delete"},
-	"l": {"bucket", "barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
+	"l": {"bucket", "barman-cloud-wal-archive,barman-cloud-backup,barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
 }
 
 var azureSourceMatrix = map[string]want{

@@ -12,8 +12,8 @@ import (
 // A backup target: upload_blob(overwrite=True) (Put Blob: w; c would only create new blobs,
 // and a retried WAL or backup.info overwrites), stage_block and commit_block_list for base
 // backups (Put Block, Put Block List: w), download_blob and get_blob_properties (r),
-// list_blobs (l) and delete_blobs (Blob Batch of Delete Blob: d). A source: r and l. The
-// container check (container exists, Get Container Properties) needs no permission of its own.
+// list_blobs (l) and delete_blobs (Blob Batch of Delete Blob: d). A source: r and l. Every
+// command first checks the container with list_blobs() (l: a container SAS cannot call exists()).
 const (
 	RoleContributor = "Storage Blob Data Contributor"
 	RoleReader      = "Storage Blob Data Reader"
