@@ -627,7 +627,7 @@ func (s *Store) classify(op string, err error) *providers.Error {
 func (s *Store) deniedFix(op string) string {
 	switch op {
 	case "PutBlob", "PutBlock", "PutBlockList":
-		return "assign the \"Storage Blob Data Contributor\" role on the container (or a SAS with c and w permissions)"
+		return "assign the \"Storage Blob Data Contributor\" role on the container (or add w, write, to the SAS permissions: barman-cloud overwrites, and uploads blocks)"
 	case "DeleteBlob", "BlobBatch":
 		return "assign the \"Storage Blob Data Contributor\" role on the container (or add d, delete, to the SAS permissions): retention needs it"
 	case "GetBlob", "GetBlobProperties":
