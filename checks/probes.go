@@ -32,11 +32,12 @@ func errResult(err error, fallbackFix string) Result {
 }
 
 func runCredentials(ctx context.Context, r *Run) Result {
-	ca, fs := r.drv.CA(ctx, r.pt)
-	if hasFail(fs) {
+	fs := r.pt.LoadEnv(ctx) // the backup client's environment: spec.env, envFrom, the sidecar's env
+	ca, cfs := r.drv.CA(ctx, r.pt)
+	if fs = append(fs, cfs...); hasFail(fs) {
 		return fromFindings(fs, "")
 	}
-	n, err := providers.NewNet(ca, providers.NetOptions{Logf: r.opts.Logf, Resolver: r.opts.Resolver, Trust: r.drv.Info().TLS})
+	n, err := providers.NewNet(ca, providers.NetOptions{Logf: r.opts.Logf, Resolver: r.opts.Resolver, Trust: r.drv.Info().TLS, Env: r.pt.Env, Proxy: r.drv.Info().Proxy})
 	if err != nil {
 		return Result{Status: report.Fail, Message: r.t.Field + ".endpointCA: " + err.Error()}
 	}

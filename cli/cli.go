@@ -311,7 +311,7 @@ func RunCheck(ctx context.Context, f *Factory, o *CheckOptions) error {
 		return err
 	}
 	set := in.set
-	ts := targets.Build(set, in.secrets, f.Registry)
+	ts := in.build(f)
 	if len(ts) == 0 {
 		hint := ""
 		switch {
