@@ -99,6 +99,7 @@ func (r *LocalObjectRef) IsOptional() bool { return r.Optional != nil && *r.Opti
 type ClusterStatus struct {
 	CurrentPrimary           string      `yaml:"currentPrimary"`
 	TimelineID               int         `yaml:"timelineID"`
+	SystemID                 string      `yaml:"systemID"` // PostgreSQL's system identifier, once the Cluster runs
 	FirstRecoverabilityPoint string      `yaml:"firstRecoverabilityPoint"`
 	LastSuccessfulBackup     string      `yaml:"lastSuccessfulBackup"`
 	Conditions               []Condition `yaml:"conditions"`

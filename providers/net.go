@@ -40,6 +40,7 @@ type Net struct {
 	mu          sync.Mutex
 	warm        map[string]net.Conn // addr -> established connection (TLS done for https)
 	partialOnly bool                // a handshake verified only through a partial chain
+	notAfter    time.Time           // the earliest expiry of a verified server certificate
 }
 
 // NetOptions configure a Net.
@@ -136,6 +137,13 @@ func (n *Net) tlsFor(host string) *tls.Config {
 		if err := n.trust.verify(cs, host, n.bundle, now); err != nil {
 			return err
 		}
+		if len(cs.PeerCertificates) > 0 {
+			n.mu.Lock()
+			if na := cs.PeerCertificates[0].NotAfter; n.notAfter.IsZero() || na.Before(n.notAfter) {
+				n.notAfter = na
+			}
+			n.mu.Unlock()
+		}
 		if n.trust.PartialChain && n.bundle != nil {
 			if _, err := n.trust.chains(cs.PeerCertificates, n.bundle.certs, false, now); err != nil {
 				n.mu.Lock()
@@ -176,6 +184,8 @@ type EndpointReport struct {
 	TLS      time.Duration // 0 for http://
 	TLSVer   string
 	Resolved []string
+	// NotAfter is when the server's certificate expires (zero for http://).
+	NotAfter time.Time
 	// Proxy is the proxy the backup client goes through (without user information), "" for none;
 	// DNS and TCP are then the proxy's, and the endpoint's name is resolved by the proxy.
 	Proxy string
@@ -262,6 +272,9 @@ func (n *Net) Probe(ctx context.Context, u *url.URL) (EndpointReport, error) {
 		}
 		rep.TLS = time.Since(t2)
 		rep.TLSVer = tls.VersionName(tc.ConnectionState().Version)
+		if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
+			rep.NotAfter = pc[0].NotAfter
+		}
 		n.mu.Lock()
 		if n.partialOnly {
 			rep.Notes = append(rep.Notes, "the endpointCA bundle verifies the server only through a certificate that is not a self-signed root (an intermediate CA, or the server's own certificate): "+
@@ -321,6 +334,30 @@ func isTLSServer(ctx context.Context, conn net.Conn, host string) (bool, error) 
 	buf, _ := br.Peek(br.Buffered())
 	text := strings.ToLower(string(buf))
 	return strings.HasPrefix(text, "http/") && strings.Contains(text, "http request to an https server"), nil
+}
+
+// ClockSkew asks the endpoint for its time (one HEAD / through the guarded client, answered with
+// any status) and returns how far its Date header is from this machine's clock at the middle of
+// the request; ok is false when the answer carries no usable Date.
+func (n *Net) ClockSkew(ctx context.Context, u *url.URL) (skew time.Duration, ok bool) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second) // as long as Probe waits for an http:// answer
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/"}).String(), nil)
+	if err != nil {
+		return 0, false
+	}
+	start := time.Now()
+	resp, err := n.Client.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	resp.Body.Close()
+	mid := start.Add(time.Since(start) / 2)
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return 0, false
+	}
+	return date.Sub(mid.Truncate(time.Second)), true
 }
 
 // proxyFix is the remediation of a proxy that cannot be used.

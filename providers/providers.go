@@ -256,6 +256,10 @@ type Store interface {
 	StartMultipart(ctx context.Context, key string, parts [][]byte, opts PutOptions) (Upload, error)
 	// MinPartSize is the smallest size a non-final part may have.
 	MinPartSize() int
+	// Policies reads the store's versioning, locks, retention, soft delete and lifecycle rules
+	// (see Policies). A setting the identity may not read is listed in Unread; an error means
+	// nothing could be read (the store is unreachable, the run ended).
+	Policies(ctx context.Context) (Policies, error)
 }
 
 // Upload is a multipart upload whose parts are uploaded.

@@ -69,11 +69,18 @@ func (a *Azure) ConnectionString() string {
 // SASConnectionString is a connection string holding a container SAS with the given permissions.
 func (a *Azure) SASConnectionString(t testing.TB, perms sas.ContainerPermissions) (cs, sig string) {
 	t.Helper()
-	q, err := sas.BlobSignatureValues{Protocol: sas.ProtocolHTTPSandHTTP, ExpiryTime: time.Now().Add(time.Hour), Permissions: perms.String(), ContainerName: a.Container}.SignWithSharedKey(a.cred)
+	tok, sig := a.SAS(t, perms, time.Now().Add(time.Hour))
+	return "BlobEndpoint=" + a.Endpoint + "/" + a.Account + ";SharedAccessSignature=" + tok, sig
+}
+
+// SAS is a container SAS token (the query string) with the given permissions and expiry, and its signature.
+func (a *Azure) SAS(t testing.TB, perms sas.ContainerPermissions, expiry time.Time) (tok, sig string) {
+	t.Helper()
+	q, err := sas.BlobSignatureValues{Protocol: sas.ProtocolHTTPSandHTTP, StartTime: time.Now().Add(-time.Hour), ExpiryTime: expiry, Permissions: perms.String(), ContainerName: a.Container}.SignWithSharedKey(a.cred)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "BlobEndpoint=" + a.Endpoint + "/" + a.Account + ";SharedAccessSignature=" + q.Encode(), q.Signature()
+	return q.Encode(), q.Signature()
 }
 
 // Destination is the barman destinationPath for a prefix in this container (emulator form).

@@ -21,6 +21,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
@@ -212,9 +213,12 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 	}
 	var (
 		c        *container.Client
+		svc      *service.Client // the account's service client, for what only it shows (soft delete)
 		err      error
 		identity string
+		fs       []providers.Finding // credential lifetimes and scopes (SAS tokens)
 	)
+	sopts := &service.ClientOptions{ClientOptions: opts.ClientOptions}
 	switch {
 	case exportsConnectionString(cr):
 		cs, f := t.Ref(ctx, cr.ConnectionString, "azureCredentials.connectionString")
@@ -228,6 +232,12 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 			}
 		}
 		c, err = container.NewClientFromConnectionString(strings.TrimSpace(string(cs)), loc.Bucket, opts)
+		if err == nil {
+			svc, _ = service.NewClientFromConnectionString(strings.TrimSpace(string(cs)), sopts)
+			if tok := connSAS(string(cs)); tok != "" {
+				fs = append(fs, SASFindings(tok, t.F("azureCredentials.connectionString"), loc, time.Now())...)
+			}
+		}
 		if err != nil {
 			f := providers.Failf(t.F("azureCredentials.connectionString"), "use the connection string from the storage account's Access keys page", "not a valid connection string: %s", red.Redact(err.Error()))
 			return fail(&f)
@@ -238,7 +248,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 			if loc.Account != "" && !strings.EqualFold(acct, loc.Account) {
 				f := providers.Warnf(t.F("destinationPath"), "make destinationPath and the connection string name the same account", "destinationPath names account %q but the connection string is for %q; barman-cloud uses the connection string", loc.Account, acct)
 				u, _ := url.Parse(c.URL())
-				return &Store{c: c, loc: loc, red: red, endpoint: endpointOf(u)}, identity, []providers.Finding{f}
+				return &Store{c: c, svc: svc, loc: loc, red: red, endpoint: endpointOf(u)}, identity, append(fs, f)
 			}
 		}
 	default:
@@ -252,7 +262,8 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 			}
 			account = strings.TrimSpace(string(a))
 		}
-		curl := fmt.Sprintf("%s/%s", strings.TrimSuffix(loc.Endpoint.String(), "/"), loc.Bucket)
+		surl := strings.TrimSuffix(loc.Endpoint.String(), "/")
+		curl := fmt.Sprintf("%s/%s", surl, loc.Bucket)
 		switch {
 		case !ad && cr.StorageSasToken != nil:
 			sas, f := t.Ref(ctx, cr.StorageSasToken, "azureCredentials.storageSasToken")
@@ -265,6 +276,8 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 				red.Add(q.Get("sig"))
 			}
 			c, err = container.NewClientWithNoCredential(curl+"?"+tok, opts)
+			svc, _ = service.NewClientWithNoCredential(surl+"/?"+tok, sopts)
+			fs = append(fs, SASFindings(tok, t.F("azureCredentials.storageSasToken"), loc, time.Now())...)
 			identity = fmt.Sprintf("SAS token for account %s", account)
 			if q, perr := url.ParseQuery(tok); perr == nil && q.Get("sp") != "" {
 				identity += " (permissions " + q.Get("sp") + ")"
@@ -281,6 +294,9 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 				return fail(&f)
 			}
 			c, err = container.NewClientWithSharedKeyCredential(curl, cred, opts)
+			if skey, kerr := service.NewSharedKeyCredential(account, strings.TrimSpace(string(key))); kerr == nil {
+				svc, _ = service.NewClientWithSharedKeyCredential(surl+"/", skey, sopts)
+			}
 			identity = "shared key for account " + account
 		case t.Offline:
 			return nil, "", []providers.Finding{providers.Warnf(t.F("azureCredentials"), "", "Azure AD identity not resolved (--offline)")}
@@ -303,6 +319,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 				return fail(&f)
 			}
 			c, err = container.NewClient(curl, cred, opts)
+			svc, _ = service.NewClient(surl+"/", cred, sopts)
 		}
 		if err != nil {
 			f := providers.Failf(t.Field, "", "cannot open the container client: %s", red.Redact(err.Error()))
@@ -310,7 +327,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		}
 	}
 	u, _ := url.Parse(c.URL())
-	return &Store{c: c, loc: loc, red: red, endpoint: endpointOf(u)}, identity, nil
+	return &Store{c: c, svc: svc, loc: loc, red: red, endpoint: endpointOf(u)}, identity, fs
 }
 
 func endpointOf(u *url.URL) *url.URL {
@@ -332,6 +349,7 @@ func accountOf(cs string) string {
 // Store is an Azure container.
 type Store struct {
 	c        *container.Client
+	svc      *service.Client // nil when none could be made
 	loc      providers.Location
 	red      *providers.Redactor
 	endpoint *url.URL
@@ -610,7 +628,7 @@ func (s *Store) classify(op string, err error) *providers.Error {
 func (s *Store) deniedFix(op string) string {
 	switch op {
 	case "PutBlob", "PutBlock", "PutBlockList":
-		return "assign the \"Storage Blob Data Contributor\" role on the container (or a SAS with c and w permissions)"
+		return "assign the \"Storage Blob Data Contributor\" role on the container (or add w, write, to the SAS permissions: barman-cloud overwrites, and uploads blocks)"
 	case "DeleteBlob", "BlobBatch":
 		return "assign the \"Storage Blob Data Contributor\" role on the container (or add d, delete, to the SAS permissions): retention needs it"
 	case "GetBlob", "GetBlobProperties":

@@ -19,7 +19,7 @@ import (
 // The SAS signature is the secret: the fake server echoes it in its error messages.
 const (
 	testSig = "SECRETSIGa1b2c3d4e5f6+/="
-	testSAS = "sv=2022-11-02&ss=b&srt=co&sp=rl&se=2099-01-01T00:00:00Z&sig=" + "SECRETSIGa1b2c3d4e5f6%2B%2F%3D"
+	testSAS = "sv=2022-11-02&ss=b&srt=co&sp=racwdl&se=2099-01-01T00:00:00Z&sig=" + "SECRETSIGa1b2c3d4e5f6%2B%2F%3D"
 )
 
 // azReply is one canned Azure Blob answer.
@@ -170,7 +170,7 @@ func connectAzure(t *testing.T, srv *fakeAzure, mode string) *Store {
 	if strings.Contains(identity, "SECRETSIG") {
 		t.Errorf("identity leaks the signature: %q", identity)
 	}
-	if mode == viaSASToken && identity != "SAS token for account devstoreaccount1 (permissions rl)" {
+	if mode == viaSASToken && identity != "SAS token for account devstoreaccount1 (permissions racwdl)" {
 		t.Errorf("identity %q", identity)
 	}
 	if mode == viaConnectionString && identity != "connection string" {
@@ -239,7 +239,7 @@ func TestAzureClassify(t *testing.T) {
 			func(ctx context.Context, s *Store) error {
 				return s.Put(ctx, "prefix/pg/k", []byte("x"), providers.PutOptions{})
 			},
-			"PutBlob", providers.KindDenied, "AuthorizationPermissionMismatch", 403, "PutBlob: 403 Forbidden (AuthorizationPermissionMismatch)", []string{contributor, "a SAS with c and w permissions"}},
+			"PutBlob", providers.KindDenied, "AuthorizationPermissionMismatch", 403, "PutBlob: 403 Forbidden (AuthorizationPermissionMismatch)", []string{contributor, "add w, write, to the SAS permissions"}},
 		{"get blob not found", map[string]azReply{"GetBlob": {404, "BlobNotFound", "The specified blob does not exist."}},
 			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k", 1024); return err },
 			"GetBlob", providers.KindNotFound, "BlobNotFound", 404, "GetBlob: 404 Not Found (BlobNotFound)", nil},

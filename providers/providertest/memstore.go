@@ -18,6 +18,9 @@ type MemStore struct {
 	PageSize int             // keys per listing page (<= 0: 1000), to exercise continuation
 	Deny     map[string]bool // operations answered with "access denied": Put, Get, List, Delete, DeleteBatch, Multipart
 	Missing  bool            // the bucket does not exist: every operation answers not-found
+	// Policy is what Policies returns ("Policies" in Deny: every setting is unread). With
+	// LocksOverwrites, a Put on an existing key and a Delete are refused, as locked buckets do.
+	Policy providers.Policies
 
 	mu      sync.Mutex
 	objs    map[string][]byte
@@ -140,8 +143,26 @@ func (m *MemStore) Put(_ context.Context, k string, d []byte, _ providers.PutOpt
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, ok := m.objs[k]; ok && m.Policy.LocksOverwrites {
+		return m.locked("Put", k)
+	}
 	m.objs[k] = append([]byte(nil), d...)
 	return nil
+}
+
+func (m *MemStore) locked(op, k string) error {
+	return &providers.Error{Op: op, Kind: providers.KindDenied, Status: 403, Code: "Locked", Msg: op + ": 403 Forbidden (" + k + " is under retention)"}
+}
+
+// Policies returns Policy (all of it unread when "Policies" is denied).
+func (m *MemStore) Policies(context.Context) (providers.Policies, error) {
+	if m.Missing {
+		return providers.Policies{}, m.denied("Policies")
+	}
+	if m.Deny["Policies"] {
+		return providers.Policies{Unread: []providers.Unread{{Setting: "every policy", Permission: "mem:GetPolicies", Msg: "Policies: access denied"}}}, nil
+	}
+	return m.Policy, nil
 }
 
 // Get returns the first limit bytes of an object.
@@ -164,6 +185,9 @@ func (m *MemStore) Delete(_ context.Context, k string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, ok := m.objs[k]; ok && m.Policy.LocksOverwrites {
+		return m.locked("Delete", k)
+	}
 	delete(m.objs, k)
 	return nil
 }

@@ -131,6 +131,25 @@ func Run(t *testing.T, open Opener, o Options) {
 			t.Errorf("objects left: %+v", l.Keys)
 		}
 	})
+	t.Run("policies", func(t *testing.T) {
+		// a fresh bucket made with the root identity: nothing versioned, locked or expiring,
+		// and every setting the provider reads is readable
+		p, err := open(t, false).Policies(ctx)
+		if err != nil {
+			t.Fatalf("Policies: %v", err)
+		}
+		if p.Versioning == "Enabled" || p.ObjectLock || p.DefaultRetention != 0 || p.LocksOverwrites || p.EventBasedHold || p.Immutability || p.LegalHold || len(p.Rules) != 0 {
+			t.Errorf("Policies of a fresh bucket: %+v", p)
+		}
+		for _, u := range p.Unread {
+			if u.Permission != "" {
+				t.Errorf("the root identity could not read %s: %s", u.Setting, u.Msg)
+			}
+		}
+		if _, err := open(t, true).Policies(ctx); providers.KindOf(err) != providers.KindNotFound {
+			t.Errorf("Policies of a missing bucket: kind %s (%v), want not-found", providers.KindOf(err), err)
+		}
+	})
 	if o.PageKeys > 0 {
 		t.Run("pages", func(t *testing.T) {
 			s := open(t, false)

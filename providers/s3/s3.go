@@ -260,6 +260,8 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		identity = "access key " + maskID(string(id))
 		if len(token) > 0 {
 			identity += " with session token"
+			fs = append(fs, providers.Warnf(t.F("s3Credentials.sessionToken"), "rotate the Secret before the temporary credentials expire (automate it), or use a pod identity (inheritFromIAMRole with IRSA or EKS Pod Identity), which the SDK renews",
+				"a static session token makes these temporary credentials: they expire (STS issues them for 15 minutes to 36 hours) and nothing renews a Secret; from then on barman-cloud fails with ExpiredToken"))
 		}
 		region = string(reg)
 	}
