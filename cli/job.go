@@ -138,7 +138,9 @@ type RBACNames struct {
 // NamesFor collects the ObjectStores and Secrets a Cluster's targets reference.
 func NamesFor(cl *manifest.Cluster, set *manifest.Set, reg *providers.Registry) RBACNames {
 	secrets := map[string]bool{}
-	ts := targets.Build(&manifest.Set{Clusters: []*manifest.Cluster{cl}, ObjectStores: set.ObjectStores, Secrets: set.Secrets, Problems: set.Problems}, targets.NoSecrets, reg)
+	one := *set
+	one.Clusters = []*manifest.Cluster{cl}
+	ts := targets.Build(&one, targets.NoSecrets, reg)
 	for _, t := range ts {
 		if t.Conf == nil || t.ConfigOnly() != "" { // never probed: its Secrets are not read
 			continue
