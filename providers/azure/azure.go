@@ -308,8 +308,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 				cred, err = azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: azcore.ClientOptions{Transport: n.Client}})
 				identity = "managed identity (Azure AD)"
 			} else {
-				cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: azcore.ClientOptions{Transport: n.Client}})
-				identity = "default Azure credential chain"
+				cred, identity, err = defaultCredential(t.Env, azcore.ClientOptions{Transport: n.Client})
 			}
 			if err == nil {
 				_, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://storage.azure.com/.default"}})

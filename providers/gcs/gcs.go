@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 
 	"cloud.google.com/go/storage"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 )
@@ -198,12 +200,31 @@ func (d Driver) Connect(ctx context.Context, t *providers.Target, loc providers.
 	} else if t.Offline {
 		return nil, "", []providers.Finding{providers.Warnf(t.F("googleCredentials.gkeEnvironment"), "", "default credentials not resolved (--offline)")}
 	} else if d.EmulatorHost == "" {
-		creds, err := google.FindDefaultCredentials(ctx, Scope)
-		if err != nil {
-			return nil, "", []providers.Finding{providers.Failf(t.F("googleCredentials.gkeEnvironment"), "run with the Cluster's ServiceAccount carrying iam.gke.io/gcp-service-account (GKE workload identity)", "no Google default credentials: %s", providers.FirstLine(err.Error()))}
+		// Application Default Credentials as the backup client's container has them: the file
+		// GOOGLE_APPLICATION_CREDENTIALS of its environment, else the metadata server (GKE
+		// workload identity). Never this process's environment or its gcloud login
+		// (google.FindDefaultCredentials would read both).
+		var err error
+		if path := t.Env["GOOGLE_APPLICATION_CREDENTIALS"]; path != "" {
+			var b []byte
+			if b, err = os.ReadFile(path); err == nil {
+				var creds *google.Credentials
+				if creds, err = google.CredentialsFromJSON(ctx, b, Scope); err == nil {
+					ts = creds.TokenSource
+				}
+			}
+			if err != nil {
+				return nil, "", []providers.Finding{providers.Failf(t.F("googleCredentials.gkeEnvironment"), "mount the credentials file where GOOGLE_APPLICATION_CREDENTIALS points, or remove the variable",
+					"GOOGLE_APPLICATION_CREDENTIALS=%s in the backup client's environment: %s", text.Cap(text.Sanitize(path), 200), providers.FirstLine(err.Error()))}
+			}
+			identity = "default credentials from GOOGLE_APPLICATION_CREDENTIALS in the backup client's environment"
+		} else {
+			ts = google.ComputeTokenSource("", Scope)
+			if _, err = ts.Token(); err != nil {
+				return nil, "", []providers.Finding{providers.Failf(t.F("googleCredentials.gkeEnvironment"), "run with the Cluster's ServiceAccount carrying iam.gke.io/gcp-service-account (GKE workload identity)", "no Google default credentials (the metadata server gave no token): %s", providers.FirstLine(err.Error()))}
+			}
+			identity = "default credentials (GKE workload identity)"
 		}
-		ts = creds.TokenSource
-		identity = "default credentials (GKE workload identity)"
 	} else {
 		identity = "default credentials (GKE workload identity)"
 	}
