@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 )
 
 // HonouredEnv are the environment variables of the backup client's container that change what
@@ -167,5 +169,5 @@ func Redacted(p *url.URL) string {
 	c := *p
 	c.User = nil
 	c.Path, c.RawQuery, c.Fragment = "", "", ""
-	return c.String()
+	return text.Cap(text.Sanitize(c.String()), 200)
 }
