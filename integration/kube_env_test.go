@@ -162,6 +162,37 @@ spec:
 		t.Errorf("without the ConfigMap permission: %+v\n%s\n%s", c, res.Stderr, res.Stdout)
 	}
 
+	// The plugin's ObjectStore status: the recovery window of the Cluster's serverName.
+	k.Apply(t, ns, fmt.Sprintf(`apiVersion: barmancloud.cnpg.io/v1
+kind: ObjectStore
+metadata: {name: store}
+spec:
+  configuration:
+    destinationPath: s3://%[1]s/plugin
+    endpointURL: %[2]s
+    s3Credentials:
+      accessKeyId: {name: src-creds, key: id}
+      secretAccessKey: {name: src-creds, key: secret}
+status:
+  serverRecoveryWindow:
+    pg-plugin: {firstRecoverabilityPoint: "2026-11-01T00:00:00Z", lastSuccessfulBackupTime: "2026-11-30T00:00:00Z", lastFailedBackupTime: "2026-12-01T00:00:00Z"}
+---
+apiVersion: postgresql.cnpg.io/v1
+kind: Cluster
+metadata: {name: pg-plugin}
+spec:
+  instances: 1
+  plugins:
+  - name: barman-cloud.cloudnative-pg.io
+    isWALArchiver: true
+    parameters: {barmanObjectName: store}
+`, bucket, ep))
+	r = live(k.Kubeconfig, "--cluster", "pg-plugin")
+	if c := r.CheckOf(ns+"/pg-plugin/backup", "config"); c.Status != "warn" || !strings.Contains(c.Message, `the plugin reports for server "pg-plugin": first recoverability point 2026-11-01T00:00:00Z, last successful backup 2026-11-30T00:00:00Z, last failed backup 2026-12-01T00:00:00Z`) ||
+		!strings.Contains(c.Message, "the last backup failed (2026-12-01T00:00:00Z) and none succeeded since") {
+		t.Errorf("recovery window: %+v", c)
+	}
+
 	// barman-cloud 3.13 with the same environment (last: the Kubernetes part runs without it).
 	// No --endpoint-url: boto3 reads AWS_ENDPOINT_URL.
 	code, out := testenv.Barman(t, map[string]string{"AWS_ACCESS_KEY_ID": user, "AWS_SECRET_ACCESS_KEY": pass, "AWS_ENDPOINT_URL": ep},
