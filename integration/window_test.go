@@ -194,7 +194,7 @@ func runWindowTimelineAndHole(t *testing.T, s e2eStore) {
 	pg.SQL("INSERT INTO t SELECT generate_series(1, 1000)")
 	archiveThrough(t, pg, nextSegment(endWAL, 3))
 	pg.Promote()
-	if tl := pg.SQL("SELECT timeline_id FROM pg_control_checkpoint()"); tl != "2" {
+	if tl := pg.SQL("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"); tl != "00000002" {
 		t.Fatalf("after promotion: timeline %s", tl)
 	}
 	pg.SQL("INSERT INTO t SELECT generate_series(1, 1000)")
