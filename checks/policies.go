@@ -125,13 +125,18 @@ func judgePolicies(p providers.Policies, base, rp, rpField string, written bool)
 			noncurrent = true
 			notes = append(notes, fmt.Sprintf("%s on %s expires noncurrent versions after %d days", name, scope, rule.NoncurrentDays))
 		}
+		// a rule with tag or size conditions may not match barman's objects: a warning at most
+		failf := providers.Failf
+		if rule.Filtered {
+			failf = providers.Warnf
+		}
 		switch {
 		case onWALs:
-			fs = append(fs, providers.Failf("", "remove the lifecycle rule on "+wals+": barman-cloud's retention removes WAL files once no kept backup needs them",
+			fs = append(fs, failf("", "remove the lifecycle rule on "+wals+": barman-cloud's retention removes WAL files once no kept backup needs them",
 				"%s on %s acts on WAL files under %s (%s): barman-cloud deletes a WAL file only when no kept backup needs it, a lifecycle rule deletes or moves it regardless of the backups, which silently breaks point-in-time recovery", name, scope, wals, ruleAction(rule)))
 			continue
 		case rule.ExpireDays > 0 && (days == 0 || rule.ExpireDays <= days):
-			sev := providers.Failf
+			sev := failf
 			if !written {
 				sev = providers.Warnf
 			}
