@@ -279,3 +279,34 @@ func TestAzureSASLifetimesAgreeWithBarman(t *testing.T) {
 		}
 	})
 }
+
+// The GCS emulator keeps a bucket's default event-based hold and versioning (it does not enforce
+// the hold, and keeps no retention policy or lifecycle rule: those are unit-tested on JSON API
+// answers). A held bucket fails store-policies and gets no probe object; a versioned one warns.
+func TestGCSBucketPolicies(t *testing.T) {
+	t.Parallel()
+	srv := testenv.Load(t)
+	sa := testenv.ServiceAccountJSON(t, "backup@test.iam.gserviceaccount.com")
+	t.Run("default event-based hold", func(t *testing.T) {
+		g := testenv.NewGCSBucketWith(t, srv.Get("GCS_EMULATOR_HOST"), map[string]any{"defaultEventBasedHold": true})
+		r := testenv.Check(t, gcsCluster(g.Bucket, saCreds, sa, ""))
+		wantStatuses(t, r, backupTarget, "store-policies=fail write=skip read=skip overwrite=skip delete=skip multipart=skip wal-archive=pass")
+		if sp := r.CheckOf(backupTarget, "store-policies"); !strings.Contains(sp.Message, "default event-based hold on every new object") || !strings.Contains(sp.Message, "backup.info") {
+			t.Errorf("store-policies: %+v", sp)
+		}
+		if w := r.CheckOf(backupTarget, "write"); !strings.Contains(w.Message, "a probe object could not be removed") {
+			t.Errorf("write: %+v", w)
+		}
+		if snap := g.Snapshot(t); len(snap) != 0 {
+			t.Errorf("objects written into a held bucket: %v", snap)
+		}
+	})
+	t.Run("versioning", func(t *testing.T) {
+		g := testenv.NewGCSBucketWith(t, srv.Get("GCS_EMULATOR_HOST"), map[string]any{"versioning": map[string]bool{"enabled": true}})
+		r := testenv.Check(t, gcsCluster(g.Bucket, saCreds, sa, ""))
+		wantStatuses(t, r, backupTarget, "config=warn store-policies=warn backups=skip *=pass")
+		if sp := r.CheckOf(backupTarget, "store-policies"); !strings.Contains(sp.Message, "versioning is on and no lifecycle rule expires noncurrent versions") {
+			t.Errorf("store-policies: %+v", sp)
+		}
+	})
+}
