@@ -310,3 +310,23 @@ func TestGCSBucketPolicies(t *testing.T) {
 		}
 	})
 }
+
+// A server certificate expiring in 10 days (a TLS proxy in front of MinIO): endpoint warns with the
+// date while barman-cloud 3.13 still succeeds today.
+func TestS3CertificateExpiringSoonAgreesWithBarman(t *testing.T) {
+	t.Parallel()
+	e, _, bucket := minioBucket(t)
+	ch := testenv.NewChain(t, testenv.ChainOptions{LeafTTL: 10 * 24 * time.Hour})
+	proxy := testenv.NewTLSProxy(t, e.srv.Get("MINIO_ENDPOINT"), ch.Cert)
+	c := e.root(bucket)
+	c.endpoint, c.ca = proxy.URL, ch.RootPEM
+	r := testenv.Check(t, c.yaml())
+	wantStatuses(t, r, backupTarget, "config=warn endpoint=warn backups=skip *=pass")
+	if ec := r.CheckOf(backupTarget, "endpoint"); !strings.Contains(ec.Message, "the endpoint's certificate expires on") || !strings.Contains(ec.Message, "(in 9 days)") || !strings.Contains(ec.Remediation, "renew") {
+		t.Errorf("endpoint: %+v", ec)
+	}
+	code, out := testenv.Barman(t, c.barmanEnv(writeTemp(t, "ca.pem", ch.RootPEM)), "barman-cloud-check-wal-archive", "--cloud-provider", "aws-s3", "--endpoint-url", proxy.URL, c.dest(), "pg")
+	if code != 0 {
+		t.Errorf("barman-cloud-check-wal-archive: exit %d\n%s", code, out)
+	}
+}
