@@ -58,6 +58,7 @@ type results struct {
 	Hostile     []stat             `json:"hostileStreams"`
 	Startup     *startupStat       `json:"startup,omitempty"`
 	Serve       *serveStat         `json:"serve,omitempty"`
+	Window      []windowStat       `json:"recoveryWindow,omitempty"`
 }
 
 var env = map[string]string{}
@@ -98,6 +99,13 @@ func run() error {
 	case "startup":
 		fmt.Print(startup(bin).markdown())
 		return nil
+	case "window": // recorded into the last results (seeding 100k objects takes minutes)
+		var last results
+		if b, err := os.ReadFile(filepath.Join(out, "results.json")); err == nil {
+			json.Unmarshal(b, &last)
+		}
+		last.Window = benchWindow(bin, tmp, []int{10000, 100000})
+		return write(out, last)
 	}
 	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Ratios: map[string]float64{}}
 	endpoint := env["MINIO_ENDPOINT"]
@@ -227,6 +235,9 @@ aws --endpoint-url %s s3 rm s3://%s/aws/probe.txt >/dev/null
 
 	// 7. serve: steady state with 100 targets at a 1-minute interval.
 	res.Serve = benchServe(bin, tmp, bucket, endpoint)
+
+	// 8. The recovery window of a source with 10,000 and 100,000 archived segments.
+	res.Window = benchWindow(bin, tmp, []int{10000, 100000})
 	return write(out, res)
 }
 
@@ -382,6 +393,7 @@ func markdown(r results) string {
 	for _, s := range r.Hostile {
 		fmt.Fprintf(&b, "| %s | %.0f | %.1f | %v |\n", s.Name, s.WallMs, s.RSSMiB, s.ExitCodes)
 	}
+	b.WriteString(windowMarkdown(r.Window))
 	return b.String()
 }
 

@@ -20,6 +20,7 @@ type BackupInfo struct {
 	EndLSN    uint64
 	Timeline  int
 	SegSize   uint64
+	SystemID  string // systemid: the PostgreSQL system identifier the backup was taken of
 }
 
 // ParseBackupInfo reads barman's key=value backup.info.
@@ -32,6 +33,7 @@ func ParseBackupInfo(id string, data []byte) BackupInfo {
 		}
 	}
 	b.Status = kv["status"]
+	b.SystemID = strings.TrimSpace(kv["systemid"])
 	b.BeginWAL, b.EndWAL = kv["begin_wal"], kv["end_wal"]
 	b.BeginTime, _ = ParseTime(kv["begin_time"])
 	b.EndTime, _ = ParseTime(kv["end_time"])

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 	"github.com/cnpg-preflight/cnpg-preflight/report"
 	"github.com/cnpg-preflight/cnpg-preflight/targets"
@@ -31,11 +32,12 @@ func errResult(err error, fallbackFix string) Result {
 }
 
 func runCredentials(ctx context.Context, r *Run) Result {
-	ca, fs := r.drv.CA(ctx, r.pt)
-	if hasFail(fs) {
+	fs := r.pt.LoadEnv(ctx) // the backup client's environment: spec.env, envFrom, the sidecar's env
+	ca, cfs := r.drv.CA(ctx, r.pt)
+	if fs = append(fs, cfs...); hasFail(fs) {
 		return fromFindings(fs, "")
 	}
-	n, err := providers.NewNet(ca, providers.NetOptions{Logf: r.opts.Logf, Resolver: r.opts.Resolver, Trust: r.drv.Info().TLS})
+	n, err := providers.NewNet(ca, providers.NetOptions{Logf: r.opts.Logf, Resolver: r.opts.Resolver, Trust: r.drv.Info().TLS, Env: r.pt.Env, Proxy: r.drv.Info().Proxy})
 	if err != nil {
 		return Result{Status: report.Fail, Message: r.t.Field + ".endpointCA: " + err.Error()}
 	}
@@ -127,14 +129,20 @@ func runList(ctx context.Context, r *Run) Result {
 	if err != nil {
 		return errResult(err, "")
 	}
-	var names []string
+	var names, foreign []string
 	for _, p := range l.Prefixes {
-		names = append(names, strings.TrimPrefix(p, base))
+		name := strings.TrimPrefix(p, base)
+		names = append(names, name)
+		if name != "base/" && name != "wals/" {
+			foreign = append(foreign, text.Safe(name))
+		}
 	}
 	objs := 0
 	for _, o := range l.Keys {
-		if !strings.HasPrefix(strings.TrimPrefix(o.Key, base), ProbePrefix) {
+		name := strings.TrimPrefix(o.Key, base)
+		if !strings.HasPrefix(name, ProbePrefix) {
 			objs++
+			foreign = append(foreign, text.Safe(name))
 		}
 	}
 	msg := fmt.Sprintf("listed %s: %d folder(s)", base, len(l.Prefixes))
@@ -145,7 +153,80 @@ func runList(ctx context.Context, r *Run) Result {
 	if l.Truncated {
 		more = "+"
 	}
-	return pass("%s and %d%s object(s)", msg, objs, more)
+	msg = fmt.Sprintf("%s and %d%s object(s)", msg, objs, more)
+	// The destination path itself: other servers' folders are expected there; base/ and wals/
+	// directly under it mean the destinationPath names a server's folder.
+	res := Result{Status: report.Pass}
+	parent := r.loc.Base()[:len(base)-len(r.loc.ServerName)-1]
+	if pl, err := r.store().List(ctx, parent, "/", 1000); err == nil {
+		var servers []string
+		asServer := false
+		for _, p := range pl.Prefixes {
+			name := strings.TrimSuffix(strings.TrimPrefix(p, parent), "/")
+			switch name {
+			case r.loc.ServerName:
+			case "base", "wals":
+				asServer = true
+			default:
+				servers = append(servers, text.Safe(name))
+			}
+		}
+		if len(servers) > 0 {
+			more := ""
+			if pl.Truncated {
+				more = " (first page)"
+			}
+			msg += fmt.Sprintf("; the destination path %s also holds %d other folder(s)%s, other servers' archives: %s — barman-cloud keeps each serverName apart, so sharing a destinationPath is fine as long as no other cluster uses serverName %q",
+				displayPrefix(parent), len(servers), more, joinNames(servers, maxNamed), r.loc.ServerName)
+		}
+		if asServer {
+			res.Status = report.Warn
+			res.Remediation = "set destinationPath to the folder that holds the servers' folders (one level up), and serverName to the server's folder name"
+			msg += fmt.Sprintf("; the destination path %s itself holds base/ and wals/, as a server's folder does: barman-cloud adds the serverName, so this Cluster archives under %s, not into that archive", displayPrefix(parent), base)
+		}
+	}
+	if len(foreign) > 0 {
+		res.Status = report.Warn
+		if res.Remediation == "" {
+			res.Remediation = "barman-cloud writes only base/ and wals/ under a server's folder: find out who writes the other entries (another tool, a wrongly set serverName or destinationPath) and move them away"
+		}
+		more := ""
+		if l.Truncated {
+			more = "at least "
+		}
+		msg += fmt.Sprintf("; %s%d foreign object(s) or folder(s) under %s besides base/, wals/ and cnpg-preflight's probes: %s", more, len(foreign), base, joinNames(foreign, maxNamed))
+	}
+	res.Message = msg
+	res.Value = serverFolder{prefixes: names, complete: !l.Truncated}
+	return res
+}
+
+// serverFolder is what list hands on: the sub-folders of <prefix>/<serverName>/ (complete: the
+// listing was not cut short).
+type serverFolder struct {
+	prefixes []string
+	complete bool
+}
+
+// has reports whether the folder has sub-folder name ("base/"), true when unknown.
+func (f serverFolder) has(name string) bool {
+	if !f.complete {
+		return true
+	}
+	for _, p := range f.prefixes {
+		if p == name {
+			return true
+		}
+	}
+	return false
+}
+
+// displayPrefix is a key prefix for a message ("" is the bucket's root).
+func displayPrefix(p string) string {
+	if p == "" {
+		return "(the bucket's root)"
+	}
+	return p
 }
 
 // probeObject is what write hands on: the key it wrote and the content.
@@ -431,6 +512,22 @@ func runWALArchive(ctx context.Context, r *Run) Result {
 	if err != nil {
 		return errResult(err, "")
 	}
+	res := backupTargetWALs(r, prefix, l)
+	// the newest segment, for system-id (when the listing is complete)
+	var newest newestWAL
+	for _, o := range l.Keys {
+		if name, ok := WALName(o.Key); ok && walSegRE.MatchString(name) && strings.ToUpper(name) > newest.name {
+			newest = newestWAL{name: strings.ToUpper(name), obj: o}
+		}
+	}
+	if !l.Truncated && newest.name != "" {
+		res.Value = walArchive{newest: newest}
+	}
+	return res
+}
+
+// backupTargetWALs applies barman-cloud-check-wal-archive's rule to a backup target's listing.
+func backupTargetWALs(r *Run, prefix string, l providers.Listing) Result {
 	var wals []string
 	for _, o := range l.Keys {
 		if name, ok := WALName(o.Key); ok {

@@ -31,6 +31,7 @@ const (
 	Multipart   = "multipart"
 	WALArchive  = "wal-archive"
 	Backups     = "backups"
+	SystemID    = "system-id"
 )
 
 // multipartUpload is an internal step (no column): it uploads the multipart probe's parts while
@@ -62,6 +63,8 @@ type Result struct {
 	Blocks bool
 	// Value is what the check hands to the checks that depend on it (see output).
 	Value any
+	// Window is a source's recovery window (wal-archive), reported with the target.
+	Window *report.Window
 }
 
 func pass(format string, a ...any) Result {
@@ -88,6 +91,7 @@ var Registry = []Check{
 	{ID: Multipart, Requires: []string{Bucket}, After: []string{multipartUpload, Delete}, Writes: true, Run: runMultipart},
 	{ID: Backups, Requires: []string{Bucket}, Run: runBackups},
 	{ID: WALArchive, Requires: []string{Bucket}, After: []string{Backups}, Run: runWALArchive},
+	{ID: SystemID, Requires: []string{Bucket}, After: []string{List, Backups, WALArchive}, Run: runSystemID},
 }
 
 // Columns returns the IDs of the checks that have a column in the matrix, in report order.
@@ -205,6 +209,7 @@ func Execute(ctx context.Context, ts []*targets.Target, o Options) *report.Matri
 		runs[i].shared = shared
 	}
 	crossTargetFindings(runs)
+	sharedDestinations(runs)
 
 	m := &report.Matrix{SchemaVersion: report.SchemaVersion, Targets: make([]*report.Target, len(ts))}
 	sem := make(chan struct{}, o.Concurrency)
@@ -310,6 +315,45 @@ func crossTargetFindings(runs []*Run) {
 	}
 }
 
+// sharedDestinations fails, together, the backup targets of different Clusters that would write
+// under the same endpoint, bucket, path and serverName: each names the others. Sources shared by
+// several Clusters are fine (they are only read). Targets of one Cluster (an in-tree and a plugin
+// backup during a migration) are not compared here.
+func sharedDestinations(runs []*Run) {
+	groups := map[string][]*Run{}
+	for _, b := range runs {
+		if b.t.Role != targets.RoleBackup || b.drv == nil || b.loc.Bucket == "" {
+			continue
+		}
+		k := locationKey(b.loc, b.t.Conf.EndpointURL)
+		groups[k] = append(groups[k], b)
+	}
+	clusterOf := func(r *Run) string { return r.t.Cluster.Meta.Namespace + "/" + r.t.Cluster.Meta.Name }
+	for _, g := range groups {
+		for _, b := range g {
+			var others []string
+			for _, o := range g {
+				if clusterOf(o) != clusterOf(b) {
+					others = append(others, o.t.ID)
+				}
+			}
+			if len(others) == 0 {
+				continue
+			}
+			f := providers.Failf(b.t.Field, "give each Cluster its own serverName (barmanObjectStore.serverName, or the plugin's parameters.serverName) or destinationPath",
+				"%d other Cluster(s) write their backups and WAL to the same place (same endpoint, %s, path and serverName %q): %s; two clusters archiving into one folder overwrite each other's WAL and mix their backups, which shows only at restore time",
+				len(others), b.drv.Info().BucketNoun, b.loc.ServerName, strings.Join(others, ", "))
+			f.Soft = true
+			b.crossFs = append(b.crossFs, f)
+		}
+	}
+}
+
+// locationKey identifies the folder a target's objects live in.
+func locationKey(l providers.Location, endpointURL string) string {
+	return strings.Join([]string{l.Provider, strings.TrimSuffix(strings.ToLower(endpointURL), "/"), l.Account, l.Bucket, strings.Trim(l.Prefix, "/"), l.ServerName}, "\x00")
+}
+
 func sameLocation(a, b providers.Location, ea, eb string) bool {
 	norm := func(s string) string { return strings.TrimSuffix(strings.ToLower(s), "/") }
 	return a.Provider == b.Provider && a.Bucket != "" && a.Bucket == b.Bucket && a.Account == b.Account &&
@@ -379,6 +423,7 @@ func (r *Run) execute(parent context.Context) *report.Target {
 	if out.Endpoint == "" && r.loc.Endpoint != nil {
 		out.Endpoint = r.loc.Endpoint.String()
 	}
+	out.RecoveryWindow = r.results[WALArchive].Window
 	for _, c := range Registry {
 		if c.Internal {
 			continue

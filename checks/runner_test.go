@@ -79,47 +79,56 @@ func TestRunnerWithMemoryStore(t *testing.T) {
 		{"write denied", targets.RoleBackup, false, map[string]bool{"Put": true, "Multipart": true}, nil, "write=fail read=skip delete=skip multipart=fail backups=skip wal-archive=pass", 0, nil},
 		{"delete denied", targets.RoleBackup, false, map[string]bool{"Delete": true}, nil, "write=pass read=pass delete=fail multipart=pass backups=skip", 1, nil},
 		{"source is read-only", targets.RoleRecoverySource, false, nil, nil, "list=pass write=skip read=skip delete=skip multipart=skip backups=fail wal-archive=fail", 0, recovers},
-		{"recovery source of a snapshot recovery needs WAL only", targets.RoleRecoverySource, false, nil, map[string]string{wal1: "x"}, "backups=warn wal-archive=pass", 0, func(c *manifest.Cluster) {
+		{"recovery source of a snapshot recovery needs WAL only", targets.RoleRecoverySource, false, nil, map[string]string{wal1: realWAL}, "backups=warn wal-archive=pass", 0, func(c *manifest.Cluster) {
 			c.Spec.Bootstrap = &manifest.Bootstrap{Recovery: &manifest.Recovery{Source: "peer", VolumeSnapshots: map[string]any{"storage": map[string]any{"name": "snap"}}}}
 		}},
-		{"replica source of a pg_basebackup replica needs WAL only", targets.RoleReplicaSource, false, nil, map[string]string{wal1: "x"}, "backups=warn wal-archive=pass", 0, func(c *manifest.Cluster) {
+		{"replica source of a pg_basebackup replica needs WAL only", targets.RoleReplicaSource, false, nil, map[string]string{wal1: realWAL}, "backups=warn wal-archive=pass", 0, func(c *manifest.Cluster) {
 			c.Spec.Replica = &manifest.ReplicaConfiguration{Enabled: new(true), Source: "peer"}
 			c.Spec.Bootstrap = &manifest.Bootstrap{PgBaseBackup: &manifest.PgBaseBackup{Source: "peer"}}
 		}},
 		{"--read-only reads an existing object", targets.RoleBackup, true, nil, map[string]string{"p/pg/base/x/backup.info": "status=DONE"}, "write=skip read=pass delete=skip multipart=skip", 0, nil},
-		{"non-empty archive", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "wal-archive=fail", 0, nil},
-		{"non-empty archive of a running Cluster", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "backups=skip *=pass", 0, func(c *manifest.Cluster) {
+		{"non-empty archive", targets.RoleBackup, false, nil, map[string]string{wal1: realWAL}, "wal-archive=fail", 0, nil},
+		{"non-empty archive of a running Cluster", targets.RoleBackup, false, nil, map[string]string{wal1: realWAL}, "backups=skip *=pass", 0, func(c *manifest.Cluster) {
 			c.Status = &manifest.ClusterStatus{TimelineID: 1, Conditions: []manifest.Condition{{Type: "ContinuousArchiving", Status: "True"}}}
 		}},
-		{"non-empty archive of a demoted Cluster", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "backups=skip *=pass", 0, demoted},
-		{"non-empty archive of a Cluster being promoted", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "backups=skip *=pass", 0, func(c *manifest.Cluster) {
+		{"non-empty archive of a demoted Cluster", targets.RoleBackup, false, nil, map[string]string{wal1: realWAL}, "backups=skip *=pass", 0, demoted},
+		{"non-empty archive of a Cluster being promoted", targets.RoleBackup, false, nil, map[string]string{wal1: realWAL}, "backups=skip *=pass", 0, func(c *manifest.Cluster) {
 			c.Spec.Replica = &manifest.ReplicaConfiguration{Primary: "pg", Source: "peer", PromotionToken: "t"}
 			c.Spec.Bootstrap = &manifest.Bootstrap{Recovery: &manifest.Recovery{Source: "peer"}}
 		}},
-		{"non-empty archive of a new replica of a topology", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "wal-archive=fail", 0, func(c *manifest.Cluster) {
+		{"non-empty archive of a new replica of a topology", targets.RoleBackup, false, nil, map[string]string{wal1: realWAL}, "wal-archive=fail", 0, func(c *manifest.Cluster) {
 			c.Spec.Replica = &manifest.ReplicaConfiguration{Primary: "peer", Source: "peer"}
 			c.Spec.Bootstrap = &manifest.Bootstrap{Recovery: &manifest.Recovery{Source: "peer"}}
 		}},
-		{"skipEmptyWalArchiveCheck: Enabled leaves the check on", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "wal-archive=fail", 0, func(c *manifest.Cluster) {
+		{"skipEmptyWalArchiveCheck: Enabled leaves the check on", targets.RoleBackup, false, nil, map[string]string{wal1: realWAL}, "wal-archive=fail", 0, func(c *manifest.Cluster) {
 			c.Meta.Annotations = map[string]string{targets.SkipEmptyWALAnnotation: "Enabled"}
 		}},
-		{"skipEmptyWalArchiveCheck: enabled skips it", targets.RoleBackup, false, nil, map[string]string{wal1: "x"}, "wal-archive=skip", 0, func(c *manifest.Cluster) {
+		{"skipEmptyWalArchiveCheck: enabled skips it", targets.RoleBackup, false, nil, map[string]string{wal1: realWAL}, "wal-archive=skip", 0, func(c *manifest.Cluster) {
 			c.Meta.Annotations = map[string]string{targets.SkipEmptyWALAnnotation: "enabled"}
 		}},
 		{"peer source without backups or WAL only warns", targets.RolePeerSource, false, nil, nil, "list=pass write=skip read=skip delete=skip multipart=skip backups=warn wal-archive=warn", 0, nil},
-		{"replica source of a new Cluster needs a backup", targets.RoleReplicaSource, false, nil, map[string]string{wal1: "x"}, "list=pass write=skip read=pass delete=skip multipart=skip backups=fail wal-archive=pass", 0, func(c *manifest.Cluster) {
+		{"replica source of a new Cluster needs a backup", targets.RoleReplicaSource, false, nil, map[string]string{wal1: realWAL}, "list=pass write=skip read=pass delete=skip multipart=skip backups=fail wal-archive=pass", 0, func(c *manifest.Cluster) {
 			c.Spec.Replica = &manifest.ReplicaConfiguration{Primary: "peer", Source: "peer"}
 			c.Spec.Bootstrap = &manifest.Bootstrap{Recovery: &manifest.Recovery{Source: "peer"}}
 		}},
-		{"replica source of a demoted Cluster needs WAL only", targets.RoleReplicaSource, false, nil, map[string]string{wal1: "x"}, "list=pass write=skip read=pass delete=skip multipart=skip backups=warn wal-archive=pass", 0, demoted},
+		{"replica source of a demoted Cluster needs WAL only", targets.RoleReplicaSource, false, nil, map[string]string{wal1: realWAL}, "list=pass write=skip read=pass delete=skip multipart=skip backups=warn wal-archive=pass", 0, demoted},
 		{"replica source of a demoted Cluster without WAL", targets.RoleReplicaSource, false, nil, nil, "backups=warn wal-archive=fail", 0, demoted},
+		{"running Cluster's own archive (status.systemID)", targets.RoleBackup, false, nil, map[string]string{wal1: realWAL, "p/pg/base/20261201T000000/backup.info": doneInfo(fixtureSysID)}, "backups=skip *=pass", 0, running(fixtureSysID)},
+		{"another system's WAL in a running Cluster's archive", targets.RoleBackup, false, nil, map[string]string{wal1: realWAL}, "system-id=fail", 0, running(42)},
+		{"another system's backup in a running Cluster's archive", targets.RoleBackup, false, nil, map[string]string{wal1: realWAL, "p/pg/base/20261201T000000/backup.info": doneInfo(42)}, "system-id=fail", 0, running(fixtureSysID)},
+		{"source whose backups and WAL agree", targets.RoleRecoverySource, false, nil, map[string]string{wal1: realWAL, "p/pg/base/20261201T000000/backup.info": doneInfo(fixtureSysID)}, "backups=pass system-id=pass", 0, recovers},
+		{"source whose backups and WAL disagree", targets.RoleRecoverySource, false, nil, map[string]string{wal1: realWAL, "p/pg/base/20261201T000000/backup.info": doneInfo(42)}, "backups=pass system-id=fail", 0, recovers},
 		{"self entry: config only", targets.RoleSelf, false, nil, nil, "config=warn credentials=skip endpoint=skip bucket=skip *=skip", 0, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			store := providertest.NewMemStore(ep)
 			store.Deny, store.PageSize = c.deny, 2
 			for k, v := range c.seed {
-				store.Put(context.Background(), k, []byte(v), providers.PutOptions{})
+				data := []byte(v)
+				if v == realWAL {
+					data = fixture(t, "000000010000000000000002.gz")
+				}
+				store.Put(context.Background(), k, data, providers.PutOptions{})
 			}
 			d := memDriver{store}
 			tg := target(c.role, d)
@@ -128,6 +137,7 @@ func TestRunnerWithMemoryStore(t *testing.T) {
 			}
 			m := Execute(context.Background(), []*targets.Target{tg}, Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second, ReadOnly: c.readOnly})
 			expect(t, m.Targets[0], "config=pass credentials=pass endpoint=pass bucket=pass "+c.want)
+			t.Logf("system-id: %s", m.Targets[0].Check(SystemID).Message)
 			if len(m.Targets[0].Leftovers) != c.leftovers {
 				t.Errorf("leftovers %v", m.Targets[0].Leftovers)
 			}
@@ -141,7 +151,23 @@ func TestRunnerWithMemoryStore(t *testing.T) {
 	}
 }
 
-const wal1 = "p/pg/wals/0000000100000000/000000010000000000000001.gz"
+const wal1 = "p/pg/wals/0000000100000000/000000010000000000000002.gz"
+
+// realWAL in a seed stands for a real PostgreSQL 15 WAL segment (testdata/wal), of system
+// fixtureSysID.
+const realWAL = "\x00real WAL"
+
+// doneInfo is a completed backup's backup.info of system id, needing WAL segment 2 only.
+func doneInfo(id uint64) string {
+	return fmt.Sprintf("status=DONE\nsystemid=%d\nbegin_wal=000000010000000000000002\nend_wal=000000010000000000000002\nbegin_time=2026-12-01 00:00:00+00:00\nend_time=2026-12-01 00:01:00+00:00\nbegin_xlog=0/2000028\nend_xlog=0/2000100\ntimeline=1\n", id)
+}
+
+// running is a Cluster that archives, of system id (status.systemID).
+func running(id uint64) func(*manifest.Cluster) {
+	return func(c *manifest.Cluster) {
+		c.Status = &manifest.ClusterStatus{TimelineID: 1, SystemID: fmt.Sprint(id), Conditions: []manifest.Condition{{Type: "ContinuousArchiving", Status: "True"}}}
+	}
+}
 
 // recovers bootstraps the Cluster from the source "peer".
 func recovers(c *manifest.Cluster) {
@@ -180,6 +206,35 @@ func TestCrossTargets(t *testing.T) {
 				t.Errorf("self warning: %s", m.Targets[1].Checks[0].Message)
 			}
 		})
+	}
+}
+
+// Backup targets of different Clusters writing into one folder fail together, naming each other;
+// a shared source, other serverNames and one Cluster's two backup targets do not.
+func TestSharedDestinations(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	ep, _ := url.Parse(srv.URL)
+	d := memDriver{providertest.NewMemStore(ep)}
+	mk := func(cluster, role, server string) *targets.Target {
+		tg := target(role, d)
+		tg.Cluster = &manifest.Cluster{Meta: manifest.Meta{Name: cluster, Namespace: "db"}}
+		tg.ID, tg.ServerName = "db/"+cluster+"/"+role, server
+		return tg
+	}
+	a, b, c := mk("a", targets.RoleBackup, "pg"), mk("b", targets.RoleBackup, "pg"), mk("c", targets.RoleBackup, "other")
+	sa, sb := mk("a", targets.RoleRecoverySource, "origin"), mk("b", targets.RoleRecoverySource, "origin")
+	a2 := mk("a", targets.RoleBackup, "pg")
+	a2.ID = "db/a/backup/plugin"
+	m := Execute(context.Background(), []*targets.Target{a, b, c, sa, sb, a2}, Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second, Offline: true})
+	for i, want := range []string{"config=fail", "config=fail", "config=pass", "config=pass", "config=pass", "config=fail"} {
+		expect(t, m.Targets[i], want)
+	}
+	if msg := m.Targets[0].Checks[0].Message; !strings.Contains(msg, "db/b/backup") || strings.Contains(msg, "db/a/backup/plugin") || !strings.Contains(msg, `serverName "pg"`) {
+		t.Errorf("a: %s", msg)
+	}
+	if msg := m.Targets[1].Checks[0].Message; !strings.Contains(msg, "2 other Cluster(s)") || !strings.Contains(msg, "db/a/backup, db/a/backup/plugin") {
+		t.Errorf("b: %s", msg)
 	}
 }
 
@@ -264,4 +319,42 @@ type sizeDriver struct {
 
 func (d sizeDriver) Connect(context.Context, *providers.Target, providers.Location, *providers.Net) (providers.Store, string, []providers.Finding) {
 	return d.s, "memory", nil
+}
+
+// list warns about foreign entries in the server's folder (bounded, named), explains other
+// servers' folders next to it, and warns when the destination path is itself a server's folder.
+func TestListForeignEntries(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	ep, _ := url.Parse(srv.URL)
+	for _, c := range []struct {
+		name string
+		seed []string
+		want string
+		msg  []string
+	}{
+		{"own folder only", []string{"p/pg/base/x/backup.info", "p/pg/wals/0000000100000000/000000010000000000000001"}, "list=pass", []string{"(base/, wals/)"}},
+		{"foreign entries", []string{"p/pg/notes.txt", "p/pg/old/a", "p/pg/0\x1b[2Jy", "p/pg/base/x/backup.info", "p/pg/a1", "p/pg/a2", "p/pg/a3", "p/pg/a4"},
+			"list=warn", []string{"7 foreign object(s) or folder(s) under p/pg/", "old/", `"0\x1b[2Jy"`, "and 2 more"}},
+		{"other servers' folders", []string{"p/other/wals/a", "p/third/base/b"}, "list=pass", []string{"also holds 2 other folder(s), other servers' archives: other, third"}},
+		{"destination path is a server's folder", []string{"p/wals/0000000100000000/000000010000000000000001"}, "list=warn", []string{"itself holds base/ and wals/"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			store := providertest.NewMemStore(ep)
+			for _, k := range c.seed {
+				store.Put(context.Background(), k, []byte("x"), providers.PutOptions{})
+			}
+			d := memDriver{store}
+			tg := target(targets.RoleBackup, d)
+			tg.Cluster.Status = &manifest.ClusterStatus{Conditions: []manifest.Condition{{Type: "ContinuousArchiving", Status: "True"}}}
+			m := Execute(context.Background(), []*targets.Target{tg}, Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second, ReadOnly: true})
+			expect(t, m.Targets[0], c.want)
+			got := m.Targets[0].Check(List).Message
+			for _, w := range c.msg {
+				if !strings.Contains(got, w) {
+					t.Errorf("list message lacks %q: %s", w, got)
+				}
+			}
+		})
+	}
 }

@@ -115,7 +115,7 @@ func TestBadInputMadeAtRunTime(t *testing.T) {
 		{"no input", []string{"check"}, "cnpg-preflight: no input: give manifests with -f PATH (a file, a directory or - for stdin), or read a live cluster with --cluster NAME, -n NAMESPACE or -A"},
 		{"bad output", []string{"check", "-f", "x", "-o", "yaml"}, `cnpg-preflight: unknown output format "yaml" (want table, json, junit or markdown)`},
 		{"bad timeout", []string{"check", "-f", "x", "--timeout", "soon"}, `cnpg-preflight: invalid argument "soon" for "--timeout" flag: must be a duration like "30s" or "5m"`},
-		{"unknown command", []string{"lint"}, `cnpg-preflight: unknown command "lint" (want check, serve, job or version; see --help)`},
+		{"unknown command", []string{"lint"}, `cnpg-preflight: unknown command "lint" (want check, serve, job, policy or version; see --help)`},
 		{"stray argument", []string{"check", "-f", "x", "extra"}, `cnpg-preflight: unexpected argument "extra" (manifests are given with -f)`},
 		{"check --events with files", []string{"check", "-f", "x", "--events"}, "cnpg-preflight: --events records Events on live Clusters: read them with --cluster, -n or -A, not -f"},
 		{"serve without input", []string{"serve"}, "cnpg-preflight: no input: give manifests with -f PATH (a file, a directory or - for stdin), or read a live cluster with --cluster NAME, -n NAMESPACE or -A"},

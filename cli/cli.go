@@ -90,6 +90,8 @@ Usage:
                                                          keep checking; Prometheus metrics, Events
   cnpg-preflight job --cluster NAME -n NS [flags]        print RBAC + Job manifests to run the check in-cluster
   cnpg-preflight job --serve -n NS [flags]               print RBAC + Deployment + Service to run serve in-cluster
+  cnpg-preflight policy -f PATH | --cluster NAME | -n NS | -A [flags]
+                                                         print the least-privilege policy of each object store
   cnpg-preflight version
 
 Commands:
@@ -97,6 +99,7 @@ Commands:
   serve     re-check every interval; /metrics, /healthz, /readyz; Events on verdict changes
   job       print ServiceAccount/Role/RoleBinding/Job (or CronJob) manifests for one Cluster,
             or with --serve the Deployment, its RBAC and a Service
+  policy    print the least privilege barman-cloud needs (S3 IAM policy, Azure SAS/role, GCS bindings)
   version   print the version
 
 Run 'cnpg-preflight check --help' for the flags and examples.
@@ -106,7 +109,7 @@ Run 'cnpg-preflight check --help' for the flags and examples.
 func Run(ctx context.Context, f *Factory, args []string) error {
 	if len(args) == 0 {
 		io.WriteString(f.IO.ErrOut, usage)
-		return &UsageError{Msg: "missing command (check, serve, job or version)"}
+		return &UsageError{Msg: "missing command (check, serve, job, policy or version)"}
 	}
 	switch args[0] {
 	case "check":
@@ -127,6 +130,12 @@ func Run(ctx context.Context, f *Factory, args []string) error {
 			return err
 		}
 		return RunJob(ctx, f, o)
+	case "policy":
+		o, err := parsePolicy(args[1:], f.IO.Out)
+		if err != nil {
+			return err
+		}
+		return RunPolicy(ctx, f, o)
 	case "version", "--version":
 		_, err := fmt.Fprintln(f.IO.Out, "cnpg-preflight "+version())
 		return err
@@ -134,7 +143,7 @@ func Run(ctx context.Context, f *Factory, args []string) error {
 		_, err := io.WriteString(f.IO.Out, usage)
 		return err
 	}
-	return &UsageError{Msg: fmt.Sprintf("unknown command %q (want check, serve, job or version; see --help)", args[0])}
+	return &UsageError{Msg: fmt.Sprintf("unknown command %q (want check, serve, job, policy or version; see --help)", args[0])}
 }
 
 func version() string {
@@ -302,7 +311,7 @@ func RunCheck(ctx context.Context, f *Factory, o *CheckOptions) error {
 		return err
 	}
 	set := in.set
-	ts := targets.Build(set, in.secrets, f.Registry)
+	ts := in.build(f)
 	if len(ts) == 0 {
 		hint := ""
 		switch {

@@ -5,11 +5,13 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/cnpg-preflight/cnpg-preflight/kube"
 	"github.com/cnpg-preflight/cnpg-preflight/manifest"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
 	"github.com/cnpg-preflight/cnpg-preflight/providers/all"
+	"github.com/cnpg-preflight/cnpg-preflight/targets"
 )
 
 // IOStreams are a command's streams and what it knows about its terminal and environment
@@ -21,11 +23,14 @@ type IOStreams struct {
 	OutTTY bool                // Out is a terminal (colours)
 	ErrTTY bool                // ErrOut is a terminal (progress line)
 	Getenv func(string) string // the process environment (NO_COLOR, KUBERNETES_SERVICE_HOST, …)
+	// Environ lists the process environment (KEY=value); in a Pod (the Job) it is the backup
+	// client's too. May be nil.
+	Environ func() []string
 }
 
 // System returns the process's own streams and environment.
 func System() *IOStreams {
-	return &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, OutTTY: isTerminal(os.Stdout), ErrTTY: isTerminal(os.Stderr), Getenv: os.Getenv}
+	return &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, OutTTY: isTerminal(os.Stdout), ErrTTY: isTerminal(os.Stderr), Getenv: os.Getenv, Environ: os.Environ}
 }
 
 func isTerminal(f *os.File) bool {
@@ -38,6 +43,40 @@ func (s *IOStreams) getenv(k string) string {
 		return ""
 	}
 	return s.Getenv(k)
+}
+
+// liveObjects reads whole Secrets and ConfigMaps by name (envFrom, valueFrom), when the live
+// cluster can (kube.Client).
+type liveObjects interface {
+	SecretObjects(namespace string) func(ctx context.Context, name string) (map[string][]byte, error)
+	ConfigMaps(namespace string) func(ctx context.Context, name string) (map[string][]byte, error)
+}
+
+// envSources are where the backup clients' environments are read from: the input's Secrets and
+// ConfigMaps, and the process environment only when it runs in a Pod (the Job).
+func (in *input) envSources(io *IOStreams) targets.EnvSources {
+	src := targets.SourcesFromSet(in.set)
+	if in.live != nil {
+		src = targets.EnvSources{}
+		if l, ok := in.live.(liveObjects); ok {
+			src.Secrets = func(ns string) targets.ObjectLookup { return l.SecretObjects(ns) }
+			src.ConfigMaps = func(ns string) targets.ObjectLookup { return l.ConfigMaps(ns) }
+		}
+	}
+	if io.getenv("KUBERNETES_SERVICE_HOST") != "" && io.Environ != nil {
+		src.PodEnv = io.getenv
+		for _, kv := range io.Environ() {
+			if k, _, ok := strings.Cut(kv, "="); ok {
+				src.PodEnvNames = append(src.PodEnvNames, k)
+			}
+		}
+	}
+	return src
+}
+
+// build returns the targets of what was read.
+func (in *input) build(f *Factory) []*targets.Target {
+	return targets.BuildWith(in.set, in.secrets, f.Registry, in.envSources(f.IO))
 }
 
 // Live is a live Kubernetes cluster to read from (kube.Client).

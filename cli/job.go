@@ -131,6 +131,7 @@ type RBACNames struct {
 	Cluster      string
 	ObjectStores []string
 	Secrets      []string
+	ConfigMaps   []string // referenced by the backup clients' environments (spec.env, envFrom, the sidecar's env)
 }
 
 // NamesFor collects the ObjectStores and Secrets a Cluster's targets reference.
@@ -145,7 +146,11 @@ func NamesFor(cl *manifest.Cluster, set *manifest.Set, reg *providers.Registry) 
 			secrets[ref.Name] = true
 		}
 	}
-	return RBACNames{Cluster: cl.Meta.Name, ObjectStores: cl.ObjectStoreNames(), Secrets: sorted(secrets)}
+	envSecrets, configMaps := targets.EnvRefs(set, cl, ts)
+	for _, s := range envSecrets {
+		secrets[s] = true
+	}
+	return RBACNames{Cluster: cl.Meta.Name, ObjectStores: cl.ObjectStoreNames(), Secrets: sorted(secrets), ConfigMaps: configMaps}
 }
 
 func sorted(m map[string]bool) []string {
@@ -195,6 +200,12 @@ rules:
   verbs: [get]
   resourceNames: [{{range $i, $n := .Names.Secrets}}{{if $i}}, {{end}}{{$n}}{{end}}]
 {{- end}}
+{{- if .Names.ConfigMaps}}
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
+  resourceNames: [{{range $i, $n := .Names.ConfigMaps}}{{if $i}}, {{end}}{{$n}}{{end}}]
+{{- end}}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -239,7 +250,10 @@ metadata:
 {{.Indent}}  ttlSecondsAfterFinished: 86400
 {{.Indent}}  template:
 {{.Indent}}    metadata:
-{{.Indent}}      labels: {app.kubernetes.io/name: cnpg-preflight, cnpg.io/cluster: {{.Cluster}}}
+{{.Indent}}      labels:
+{{- range $k, $v := .PodLabels}}
+{{$.Indent}}        {{q $k}}: {{q $v}}
+{{- end}}
 {{.Indent}}    spec:
 {{.Indent}}      serviceAccountName: {{.SA}}
 {{.Indent}}      restartPolicy: Never
@@ -262,6 +276,36 @@ metadata:
 {{.Indent}}          capabilities: {drop: [ALL]}
 `))
 })
+
+// ClusterServiceAccount is the ServiceAccount the Cluster's instance Pods run as: spec.serviceAccountName
+// (CNPG ≥ 1.29, a pre-existing one) or the one CNPG makes with the Cluster's name.
+func ClusterServiceAccount(cl *manifest.Cluster) string {
+	if cl.Spec.ServiceAccountName != "" {
+		return cl.Spec.ServiceAccountName
+	}
+	return cl.Meta.Name
+}
+
+// ServiceSelectorLabels are the labels CNPG's Services (-rw, -ro, -r) and its own Pod roles select
+// instances by: never put on the Job's Pod, so that no Service sends database traffic to it.
+var ServiceSelectorLabels = []string{"cnpg.io/instanceRole", "role", "cnpg.io/podRole", "cnpg.io/instanceName", "cnpg.io/jobRole"}
+
+// JobPodLabels are the labels of the Job's Pod: those NetworkPolicies select the database Pods by
+// (the Cluster's spec.inheritedMetadata.labels and cnpg.io/cluster), so that the Job's egress is
+// the database's, without the labels CNPG's Services select (ServiceSelectorLabels).
+func JobPodLabels(cl *manifest.Cluster) map[string]string {
+	out := map[string]string{"app.kubernetes.io/name": "cnpg-preflight"}
+	if im := cl.Spec.InheritedMetadata; im != nil {
+		for k, v := range im.Labels {
+			out[k] = v
+		}
+	}
+	for _, k := range ServiceSelectorLabels {
+		delete(out, k)
+	}
+	out["cnpg.io/cluster"] = cl.Meta.Name
+	return out
+}
 
 // JobSpec are the choices of the job command.
 type JobSpec struct {
@@ -290,12 +334,14 @@ func JobManifests(cl *manifest.Cluster, set *manifest.Set, reg *providers.Regist
 	data := struct {
 		Name, NS, Cluster, SA, Image, Schedule, Indent, Timeout string
 		NewSA, Events                                           bool
-		Annotations                                             map[string]string
+		Annotations, PodLabels                                  map[string]string
 		Names                                                   RBACNames
 		Deadline                                                int64
 	}{Name: "cnpg-preflight-" + cl.Meta.Name, NS: cl.Meta.Namespace, Cluster: cl.Meta.Name, SA: cl.Meta.Name, Image: image, Schedule: schedule,
-		Names: NamesFor(cl, set, reg), Timeout: js.Timeout.String(), Deadline: JobDeadline(js.Timeout), Events: js.Events}
-	if sa != "" && sa != cl.Meta.Name {
+		Names: NamesFor(cl, set, reg), Timeout: js.Timeout.String(), Deadline: JobDeadline(js.Timeout), Events: js.Events, PodLabels: JobPodLabels(cl)}
+	if own := ClusterServiceAccount(cl); sa == "" {
+		data.SA = own
+	} else if sa != own {
 		data.SA, data.NewSA = sa, true
 		if cl.Spec.ServiceAccountTemplate != nil {
 			data.Annotations = cl.Spec.ServiceAccountTemplate.Metadata.Annotations

@@ -92,3 +92,78 @@ spec:
 		t.Errorf("secrets granted:\n%s", out)
 	}
 }
+
+// The Job runs as the Cluster's spec.serviceAccountName, its Pod carries the labels
+// NetworkPolicies select the database Pods by and none that CNPG's Services select, and the Role
+// grants get on exactly the Secrets and ConfigMaps the backup client's environment references.
+func TestJobIdentityLabelsAndEnvRBAC(t *testing.T) {
+	dir := t.TempDir()
+	doc := `apiVersion: postgresql.cnpg.io/v1
+kind: Cluster
+metadata: {name: pg, namespace: db}
+spec:
+  serviceAccountName: shared-sa
+  inheritedMetadata:
+    labels: {team: payments, role: primary, cnpg.io/instanceRole: primary, cnpg.io/podRole: instance, app.kubernetes.io/name: pg}
+  envFrom:
+  - configMapRef: {name: proxy-settings}
+  env:
+  - name: HTTPS_PROXY
+    valueFrom: {secretKeyRef: {name: proxy-creds, key: url}}
+  backup:
+    barmanObjectStore:
+      destinationPath: s3://b/p
+      s3Credentials: {inheritFromIAMRole: true}
+`
+	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCLI(t, "job", "--cluster", "pg", "-n", "db", "-f", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"serviceAccountName: shared-sa", "resources: [secrets]\n  verbs: [get]\n  resourceNames: [proxy-creds]", "resources: [configmaps]\n  verbs: [get]\n  resourceNames: [proxy-settings]",
+		"subjects:\n- kind: ServiceAccount\n  name: shared-sa"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("manifests lack %q:\n%s", want, out)
+		}
+	}
+	var labels map[string]string
+	dec := yaml.NewDecoder(strings.NewReader(out))
+	for {
+		var doc struct {
+			Kind string
+			Spec struct {
+				Template struct {
+					Metadata struct{ Labels map[string]string }
+				}
+			}
+		}
+		if dec.Decode(&doc) != nil {
+			break
+		}
+		if doc.Kind == "Job" {
+			labels = doc.Spec.Template.Metadata.Labels
+		}
+	}
+	if labels["cnpg.io/cluster"] != "pg" || labels["team"] != "payments" || labels["app.kubernetes.io/name"] != "pg" {
+		t.Errorf("pod labels %v", labels)
+	}
+	// CNPG's Services: -rw, -ro, -r (current and legacy selectors)
+	selectors := []map[string]string{
+		{"cnpg.io/cluster": "pg", "cnpg.io/instanceRole": "primary"},
+		{"cnpg.io/cluster": "pg", "cnpg.io/instanceRole": "replica"},
+		{"cnpg.io/cluster": "pg", "role": "primary"},
+		{"cnpg.io/cluster": "pg", "role": "replica"},
+		{"cnpg.io/cluster": "pg", "cnpg.io/podRole": "instance"},
+	}
+	for _, sel := range selectors {
+		match := true
+		for k, v := range sel {
+			match = match && labels[k] == v
+		}
+		if match {
+			t.Errorf("the Service selector %v matches the Job's Pod %v", sel, labels)
+		}
+	}
+}

@@ -73,17 +73,21 @@ func runServeJob(ctx context.Context, f *Factory, o *JobOptions) error {
 	if o.Kube.Cluster != "" && len(clusters) == 0 {
 		return &UsageError{Msg: fmt.Sprintf("Cluster %s/%s not found", ns, o.Kube.Cluster)}
 	}
-	secrets := map[string]bool{}
+	secrets, configMaps := map[string]bool{}, map[string]bool{}
 	for _, c := range clusters {
-		for _, s := range NamesFor(c, set, f.Registry).Secrets {
+		names := NamesFor(c, set, f.Registry)
+		for _, s := range names.Secrets {
 			secrets[s] = true
 		}
+		for _, s := range names.ConfigMaps {
+			configMaps[s] = true
+		}
 	}
-	d := serveData{NS: ns, Cluster: o.Kube.Cluster, Image: o.Image, Secrets: sorted(secrets), O: o.Serve, Name: "cnpg-preflight-serve", SA: "cnpg-preflight"}
+	d := serveData{NS: ns, Cluster: o.Kube.Cluster, Image: o.Image, Secrets: sorted(secrets), ConfigMaps: sorted(configMaps), O: o.Serve, Name: "cnpg-preflight-serve", SA: "cnpg-preflight"}
 	_, d.Port, _ = net.SplitHostPort(o.Serve.Listen)
 	if d.Cluster != "" {
 		d.Name += "-" + d.Cluster
-		d.SA = d.Cluster // the Cluster's own ServiceAccount, as the Job: its workload identity is tested
+		d.SA = ClusterServiceAccount(clusters[0]) // the Cluster's own ServiceAccount, as the Job: its workload identity is tested
 		if t := clusters[0].Spec.ServiceAccountTemplate; t != nil && o.ServiceAccount != "" {
 			d.Annotations = t.Metadata.Annotations
 		}
@@ -91,7 +95,7 @@ func runServeJob(ctx context.Context, f *Factory, o *JobOptions) error {
 	if o.ServiceAccount != "" {
 		d.SA = o.ServiceAccount
 	}
-	d.NewSA = d.Cluster == "" || o.ServiceAccount != "" && o.ServiceAccount != d.Cluster
+	d.NewSA = d.Cluster == "" || o.ServiceAccount != "" && o.ServiceAccount != ClusterServiceAccount(clusters[0])
 	_, err = io.WriteString(f.IO.Out, ServeManifests(d))
 	return err
 }
@@ -100,7 +104,7 @@ type serveData struct {
 	Name, NS, Cluster, SA, Image, Port string
 	NewSA                              bool
 	Annotations                        map[string]string
-	Secrets                            []string
+	Secrets, ConfigMaps                []string
 	O                                  ServeJobOptions
 }
 
@@ -153,6 +157,12 @@ rules:
   resources: [secrets]
   verbs: [get]
   resourceNames: {{list .Secrets}}
+{{- end}}
+{{- if .ConfigMaps}}
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
+  resourceNames: {{list .ConfigMaps}}
 {{- end}}
 ` + eventsRule + `---
 apiVersion: rbac.authorization.k8s.io/v1
@@ -260,7 +270,7 @@ func ServeManifests(d serveData) string {
 // Role and RoleBinding that let it record Events (before the Job or CronJob, the last document).
 func withEvents(manifests string, cl *manifest.Cluster, sa string) string {
 	if sa == "" {
-		sa = cl.Meta.Name
+		sa = ClusterServiceAccount(cl)
 	}
 	name := "cnpg-preflight-" + cl.Meta.Name + "-events"
 	labels := "  labels: {app.kubernetes.io/name: cnpg-preflight, cnpg.io/cluster: " + cl.Meta.Name + "}\n"

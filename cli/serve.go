@@ -17,7 +17,6 @@ import (
 	"github.com/cnpg-preflight/cnpg-preflight/kube"
 	"github.com/cnpg-preflight/cnpg-preflight/monitor"
 	"github.com/cnpg-preflight/cnpg-preflight/providers"
-	"github.com/cnpg-preflight/cnpg-preflight/targets"
 )
 
 // ServeOptions are the flags of the serve command.
@@ -111,7 +110,7 @@ func RunServe(ctx context.Context, f *Factory, o *ServeOptions) error {
 		if err != nil {
 			return err
 		}
-		if len(targets.Build(in.set, in.secrets, f.Registry)) == 0 {
+		if len(in.build(f)) == 0 {
 			return &UsageError{Msg: fmt.Sprintf("no Cluster with an object-store configuration found in %s (read %d Cluster(s))", in.where, len(in.set.Clusters))}
 		}
 		s.in = in
@@ -199,7 +198,7 @@ func (s *server) round(ctx context.Context) bool {
 			return false
 		}
 	}
-	ts := targets.Build(in.set, in.secrets, s.f.Registry)
+	ts := in.build(s.f)
 	s.st.Expect(monitor.RoundBound(len(ts), s.o.Concurrency, s.o.Timeout))
 	var logf providers.Logf
 	if s.o.Verbose {

@@ -32,6 +32,7 @@ var (
 	ClustersGVR     = schema.GroupVersionResource{Group: "postgresql.cnpg.io", Version: "v1", Resource: "clusters"}
 	ObjectStoresGVR = schema.GroupVersionResource{Group: "barmancloud.cnpg.io", Version: "v1", Resource: "objectstores"}
 	SecretsGVR      = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
+	ConfigMapsGVR   = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
 )
 
 // Options select the cluster and the Clusters to read (kubectl's connection flags).
@@ -209,7 +210,40 @@ func (c *Client) Load(ctx context.Context, o Options) (*manifest.Set, error) {
 			return nil, err
 		}
 	}
+	c.loadCASecrets(ctx, set)
 	return set, nil
+}
+
+// loadCASecrets reads the Secrets the Clusters' in-tree endpointCA names (get by name, already
+// in the Job's Role) into the set: their labels say whether CNPG reloads a rotated CA. Best
+// effort: a Secret that cannot be read is named by the credentials check.
+func (c *Client) loadCASecrets(ctx context.Context, set *manifest.Set) {
+	for _, cl := range set.Clusters {
+		var confs []*manifest.BarmanObjectStore
+		if b := cl.Spec.Backup; b != nil && b.BarmanObjectStore != nil {
+			confs = append(confs, b.BarmanObjectStore)
+		}
+		for _, ec := range cl.Spec.ExternalClusters {
+			if ec.BarmanObjectStore != nil {
+				confs = append(confs, ec.BarmanObjectStore)
+			}
+		}
+		ns := cl.Meta.Namespace
+		for _, conf := range confs {
+			ref := conf.EndpointCA
+			if ref == nil || ref.Name == "" || set.Secret(ns, ref.Name) != nil {
+				continue
+			}
+			s, err := c.getSecretObject(ctx, ns, ref.Name)
+			if err != nil {
+				continue
+			}
+			set.Secrets[ns+"/"+ref.Name] = s
+			c.mu.Lock()
+			c.secrets[ns+"/"+ref.Name] = &secretResult{done: true, data: s.Data}
+			c.mu.Unlock()
+		}
+	}
 }
 
 // add feeds one live object through the file decoder (same strictness, same messages).
@@ -229,28 +263,80 @@ func (c *Client) Forget() {
 	c.secrets = map[string]*secretResult{}
 }
 
+// SecretObjects returns a lookup of whole Secrets (envFrom, valueFrom), sharing the cache of
+// Secrets: each is read once, with a get by name.
+func (c *Client) SecretObjects(namespace string) func(ctx context.Context, name string) (map[string][]byte, error) {
+	return func(ctx context.Context, name string) (map[string][]byte, error) {
+		return c.cached(ctx, "Secret", namespace, name, c.getSecret)
+	}
+}
+
+// ConfigMaps returns a lookup of the ConfigMaps a backup client's environment references: one
+// get by name each (never a list).
+func (c *Client) ConfigMaps(namespace string) func(ctx context.Context, name string) (map[string][]byte, error) {
+	return func(ctx context.Context, name string) (map[string][]byte, error) {
+		return c.cached(ctx, "ConfigMap", namespace, name, c.getConfigMap)
+	}
+}
+
+// cached reads an object once (concurrent readers wait for the same GET).
+func (c *Client) cached(ctx context.Context, kind, namespace, name string, get func(context.Context, string, string) (map[string][]byte, error)) (map[string][]byte, error) {
+	key := namespace + "/" + name
+	if kind != "Secret" {
+		key = kind + " " + key
+	}
+	c.mu.Lock()
+	r := c.secrets[key]
+	if r == nil {
+		r = &secretResult{}
+		c.secrets[key] = r
+	}
+	c.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.done {
+		r.data, r.err = get(ctx, namespace, name)
+		r.done = ctx.Err() == nil
+	}
+	return r.data, r.err
+}
+
+// getConfigMap reads one ConfigMap through the strict decoder.
+func (c *Client) getConfigMap(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+	u, err := c.dyn.Resource(ConfigMapsGVR).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("ConfigMap %s/%s not found", namespace, name)
+		}
+		ae := c.apiError("get", "configmaps", namespace, name, err)
+		if e, ok := ae.(*Error); ok && apierrors.IsForbidden(err) {
+			e.Fix = fmt.Sprintf("let the identity get ConfigMap %q in namespace %s: add it to the resourceNames of the Role's configmaps rule "+
+				"(re-run cnpg-preflight job and kubectl apply its output)", name, namespace)
+		}
+		return nil, ae
+	}
+	set := manifest.NewSet()
+	unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
+	b, _ := json.Marshal(u.Object)
+	if err := set.Add(manifest.LivePrefix+"ConfigMap "+namespace+"/"+name, b, namespace); err != nil {
+		return nil, err
+	}
+	if cm := set.ConfigMap(namespace, name); cm != nil {
+		return cm.Data, nil
+	}
+	return nil, fmt.Errorf("ConfigMap %s/%s not found", namespace, name)
+}
+
 // Secrets returns a lookup that GETs each referenced Secret once (never a list of all Secrets),
 // bounded by the context of the target that needs it; a GET cut short by that context is tried
 // again by the next target.
 func (c *Client) Secrets(namespace string) providers.SecretLookup {
 	return func(ctx context.Context, name, key string) ([]byte, error) {
-		c.mu.Lock()
-		r := c.secrets[namespace+"/"+name]
-		if r == nil {
-			r = &secretResult{}
-			c.secrets[namespace+"/"+name] = r
+		data, err := c.cached(ctx, "Secret", namespace, name, c.getSecret)
+		if err != nil {
+			return nil, err
 		}
-		c.mu.Unlock()
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if !r.done {
-			r.data, r.err = c.getSecret(ctx, namespace, name)
-			r.done = ctx.Err() == nil
-		}
-		if r.err != nil {
-			return nil, r.err
-		}
-		v, ok := r.data[key]
+		v, ok := data[key]
 		if !ok {
 			return nil, providers.SecretKeyMissing(namespace, name, key)
 		}
@@ -260,6 +346,15 @@ func (c *Client) Secrets(namespace string) providers.SecretLookup {
 
 // getSecret reads one Secret through the strict decoder.
 func (c *Client) getSecret(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+	s, err := c.getSecretObject(ctx, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.Data, nil
+}
+
+// getSecretObject reads one Secret (data and metadata) through the strict decoder.
+func (c *Client) getSecretObject(ctx context.Context, namespace, name string) (*manifest.Secret, error) {
 	u, err := c.dyn.Resource(SecretsGVR).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
@@ -279,7 +374,7 @@ func (c *Client) getSecret(ctx context.Context, namespace, name string) (map[str
 		return nil, err
 	}
 	if s := set.Secret(namespace, name); s != nil {
-		return s.Data, nil
+		return s, nil
 	}
 	return nil, providers.SecretNotFound(namespace, name)
 }

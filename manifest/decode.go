@@ -59,7 +59,8 @@ const LivePrefix = "live "
 type Set struct {
 	Clusters     []*Cluster
 	ObjectStores []*ObjectStore
-	Secrets      map[string]*Secret // by namespace/name
+	Secrets      map[string]*Secret    // by namespace/name
+	ConfigMaps   map[string]*ConfigMap // by namespace/name (those a Cluster's env reads)
 	// Problems are objects that could not be read from a live cluster, by "Kind namespace/name".
 	Problems map[string]string
 	// Ignored counts the documents of kinds cnpg-preflight does not read, by "Kind (apiVersion)".
@@ -68,13 +69,16 @@ type Set struct {
 
 // NewSet returns an empty Set.
 func NewSet() *Set {
-	return &Set{Secrets: map[string]*Secret{}, Problems: map[string]string{}, Ignored: map[string]int{}}
+	return &Set{Secrets: map[string]*Secret{}, ConfigMaps: map[string]*ConfigMap{}, Problems: map[string]string{}, Ignored: map[string]int{}}
 }
 
 // Summary says what was read: "1 Cluster(s), 2 ObjectStore(s), 0 Secret(s)", then the kinds
 // that were ignored.
 func (s *Set) Summary() string {
 	out := fmt.Sprintf("%d Cluster(s), %d ObjectStore(s), %d Secret(s)", len(s.Clusters), len(s.ObjectStores), len(s.Secrets))
+	if len(s.ConfigMaps) > 0 {
+		out += fmt.Sprintf(", %d ConfigMap(s)", len(s.ConfigMaps))
+	}
 	var ignored []string
 	for k, n := range s.Ignored {
 		ignored = append(ignored, fmt.Sprintf("%d %s", n, k))
@@ -87,10 +91,13 @@ func (s *Set) Summary() string {
 }
 
 // readKinds are the kinds cnpg-preflight reads and the apiVersion it reads them in.
-var readKinds = map[string]string{"Cluster": ClusterAPIVersion, "ObjectStore": ObjectStoreAPIVersion, "Secret": "v1"}
+var readKinds = map[string]string{"Cluster": ClusterAPIVersion, "ObjectStore": ObjectStoreAPIVersion, "Secret": "v1", "ConfigMap": "v1"}
 
 // Secret returns the Secret namespace/name, or nil.
 func (s *Set) Secret(namespace, name string) *Secret { return s.Secrets[namespace+"/"+name] }
+
+// ConfigMap returns the ConfigMap namespace/name, or nil.
+func (s *Set) ConfigMap(namespace, name string) *ConfigMap { return s.ConfigMaps[namespace+"/"+name] }
 
 // ObjectStore returns the ObjectStore namespace/name, or nil.
 func (s *Set) ObjectStore(namespace, name string) *ObjectStore {
@@ -267,6 +274,7 @@ type header struct {
 	Meta       Meta              `yaml:"metadata"`
 	Data       map[string]string `yaml:"data"`
 	StringData map[string]string `yaml:"stringData"`
+	BinaryData map[string]string `yaml:"binaryData"`
 }
 
 // Bounds on the shape of an input document: no CloudNativePG manifest comes near them.
@@ -288,7 +296,7 @@ func readHeader(n *yaml.Node, file, pathPrefix string) (header, []*yaml.Node, er
 			if v.Kind == yaml.SequenceNode {
 				items = v.Content
 			}
-		case "apiVersion", "kind", "metadata", "data", "stringData":
+		case "apiVersion", "kind", "metadata", "data", "stringData", "binaryData":
 			hdr.Content = append(hdr.Content, k, v)
 		}
 	}
@@ -351,6 +359,8 @@ func (s *Set) addObjectAt(file string, n *yaml.Node, defaultNamespace, pathPrefi
 		return nil
 	case h.Kind == "Secret" && h.APIVersion == "v1":
 		return s.addSecret(file, n, h, origin, defaultNamespace, pathPrefix)
+	case h.Kind == "ConfigMap" && h.APIVersion == "v1":
+		return s.addConfigMap(file, n, h, origin, defaultNamespace, pathPrefix)
 	case h.Kind == "Cluster" && group == "postgresql.cnpg.io":
 		c := &Cluster{}
 		return s.addNamed(file, n, h, version, ClusterAPIVersion, c, defaultNamespace, pathPrefix, func() (prev *Origin) {
@@ -457,6 +467,32 @@ func (s *Set) addSecret(file string, n *yaml.Node, h header, origin Origin, defa
 		return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: fmt.Sprintf("Secret %s is defined twice (first in %s)", key, prev.Origin)}
 	}
 	s.Secrets[key] = sec
+	return nil
+}
+
+func (s *Set) addConfigMap(file string, n *yaml.Node, h header, origin Origin, defaultNamespace, pathPrefix string) error {
+	cm := &ConfigMap{Meta: h.Meta, Data: map[string][]byte{}, Origin: origin}
+	if cm.Meta.Name == "" {
+		return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: "ConfigMap has no name"}
+	}
+	if cm.Meta.Namespace == "" {
+		cm.Meta.Namespace = defaultNamespace
+	}
+	for k, v := range h.Data {
+		cm.Data[k] = []byte(v)
+	}
+	for k, v := range h.BinaryData {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+		if err != nil {
+			return &InputError{File: file, Line: lineOf(n, "binaryData", k), Field: pathPrefix + "binaryData." + k, Msg: "value is not valid base64"}
+		}
+		cm.Data[k] = b
+	}
+	key := cm.Meta.Namespace + "/" + cm.Meta.Name
+	if prev := s.ConfigMaps[key]; prev != nil {
+		return &InputError{File: file, Line: n.Line, Field: pathPrefix + "metadata.name", Msg: fmt.Sprintf("ConfigMap %s is defined twice (first in %s)", key, prev.Origin)}
+	}
+	s.ConfigMaps[key] = cm
 	return nil
 }
 

@@ -9,6 +9,7 @@ type Meta struct {
 	Name        string            `yaml:"name"`
 	Namespace   string            `yaml:"namespace"`
 	UID         string            `yaml:"uid"` // a live object's (Events name it as the object they regard)
+	Labels      map[string]string `yaml:"labels"`
 	Annotations map[string]string `yaml:"annotations"`
 }
 
@@ -43,12 +44,62 @@ type ClusterSpec struct {
 	Replica                *ReplicaConfiguration   `yaml:"replica"`
 	Plugins                []PluginConfiguration   `yaml:"plugins"`
 	ServiceAccountTemplate *ServiceAccountTemplate `yaml:"serviceAccountTemplate"`
+	// ServiceAccountName (CNPG ≥ 1.29) names a pre-existing ServiceAccount the instance Pods run
+	// as, instead of the one CNPG makes after the Cluster (exclusive with serviceAccountTemplate).
+	ServiceAccountName string `yaml:"serviceAccountName"`
+	// Env and EnvFrom are given to the instance container, where the in-tree backup client runs.
+	Env     []EnvVar        `yaml:"env"`
+	EnvFrom []EnvFromSource `yaml:"envFrom"`
+	// InheritedMetadata is put on every object CNPG makes for the Cluster, its Pods included.
+	InheritedMetadata *EmbeddedMetadata `yaml:"inheritedMetadata"`
 }
+
+// EmbeddedMetadata is spec.inheritedMetadata.
+type EmbeddedMetadata struct {
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+// EnvFromSource is a container envFrom entry.
+type EnvFromSource struct {
+	Prefix       string          `yaml:"prefix"`
+	SecretRef    *LocalObjectRef `yaml:"secretRef"`
+	ConfigMapRef *LocalObjectRef `yaml:"configMapRef"`
+}
+
+// LocalObjectRef names a Secret or ConfigMap of the object's namespace (envFrom).
+type LocalObjectRef struct {
+	Name     string `yaml:"name"`
+	Optional *bool  `yaml:"optional"`
+}
+
+// EnvVarSource is a container env entry's valueFrom.
+type EnvVarSource struct {
+	SecretKeyRef    *KeyRef `yaml:"secretKeyRef"`
+	ConfigMapKeyRef *KeyRef `yaml:"configMapKeyRef"`
+	// FieldRef and ResourceFieldRef (the Pod's own fields) are only read for their presence.
+	FieldRef         map[string]any `yaml:"fieldRef"`
+	ResourceFieldRef map[string]any `yaml:"resourceFieldRef"`
+}
+
+// KeyRef is a secretKeyRef or configMapKeyRef.
+type KeyRef struct {
+	Name     string `yaml:"name"`
+	Key      string `yaml:"key"`
+	Optional *bool  `yaml:"optional"`
+}
+
+// IsOptional reports whether a missing object or key is allowed.
+func (r *KeyRef) IsOptional() bool { return r.Optional != nil && *r.Optional }
+
+// IsOptional reports whether a missing object is allowed.
+func (r *LocalObjectRef) IsOptional() bool { return r.Optional != nil && *r.Optional }
 
 // ClusterStatus is the part of a live Cluster's status we read.
 type ClusterStatus struct {
 	CurrentPrimary           string      `yaml:"currentPrimary"`
 	TimelineID               int         `yaml:"timelineID"`
+	SystemID                 string      `yaml:"systemID"` // PostgreSQL's system identifier, once the Cluster runs
 	FirstRecoverabilityPoint string      `yaml:"firstRecoverabilityPoint"`
 	LastSuccessfulBackup     string      `yaml:"lastSuccessfulBackup"`
 	Conditions               []Condition `yaml:"conditions"`
@@ -56,9 +107,10 @@ type ClusterStatus struct {
 
 // Condition is a status condition.
 type Condition struct {
-	Type   string `yaml:"type"`
-	Status string `yaml:"status"`
-	Reason string `yaml:"reason"`
+	Type    string `yaml:"type"`
+	Status  string `yaml:"status"`
+	Reason  string `yaml:"reason"`
+	Message string `yaml:"message"`
 }
 
 // ServiceAccountTemplate carries the annotations CNPG puts on the Cluster's ServiceAccount.
@@ -208,10 +260,11 @@ type DataBackup struct {
 
 // ObjectStore is barmancloud.cnpg.io/v1 ObjectStore (the Barman Cloud plugin).
 type ObjectStore struct {
-	Meta   Meta            `yaml:"metadata"`
-	Spec   ObjectStoreSpec `yaml:"spec"`
-	Origin Origin          `yaml:"-"`
-	Issues []Issue         `yaml:"-"`
+	Meta   Meta               `yaml:"metadata"`
+	Spec   ObjectStoreSpec    `yaml:"spec"`
+	Status *ObjectStoreStatus `yaml:"status"`
+	Origin Origin             `yaml:"-"`
+	Issues []Issue            `yaml:"-"`
 }
 
 // ObjectStoreSpec is the ObjectStore spec.
@@ -221,15 +274,36 @@ type ObjectStoreSpec struct {
 	InstanceSidecarConfiguration *SidecarConfiguration `yaml:"instanceSidecarConfiguration"`
 }
 
+// ObjectStoreStatus is the plugin's status of an ObjectStore.
+type ObjectStoreStatus struct {
+	// ServerRecoveryWindow is by serverName.
+	ServerRecoveryWindow map[string]RecoveryWindow `yaml:"serverRecoveryWindow"`
+}
+
+// RecoveryWindow is one server's entry of status.serverRecoveryWindow.
+type RecoveryWindow struct {
+	FirstRecoverabilityPoint string `yaml:"firstRecoverabilityPoint"`
+	LastSuccessfulBackupTime string `yaml:"lastSuccessfulBackupTime"`
+	LastFailedBackupTime     string `yaml:"lastFailedBackupTime"`
+}
+
 // SidecarConfiguration is spec.instanceSidecarConfiguration (only env is read).
 type SidecarConfiguration struct {
 	Env []EnvVar `yaml:"env"`
 }
 
-// EnvVar is a container environment variable with a literal value.
+// EnvVar is a container environment variable: a literal value or a valueFrom.
 type EnvVar struct {
-	Name  string `yaml:"name"`
-	Value string `yaml:"value"`
+	Name      string        `yaml:"name"`
+	Value     string        `yaml:"value"`
+	ValueFrom *EnvVarSource `yaml:"valueFrom"`
+}
+
+// ConfigMap is a v1 ConfigMap; Data holds data and binaryData (decoded) merged.
+type ConfigMap struct {
+	Meta   Meta
+	Data   map[string][]byte
+	Origin Origin
 }
 
 // Secret is a v1 Secret; Data holds the decoded values (data and stringData merged).

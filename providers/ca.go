@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+
+	"github.com/cnpg-preflight/cnpg-preflight/internal/text"
 )
 
 // EndpointCA resolves endpointCA and checks that it holds PEM certificates. A bundle whose
@@ -11,6 +13,13 @@ import (
 func EndpointCA(ctx context.Context, t *Target) ([]byte, []Finding) {
 	ref := t.Conf.EndpointCA
 	if ref == nil {
+		// Without endpointCA, CNPG sets no bundle: one named by the environment is used.
+		for _, name := range []string{"AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"} {
+			if p := t.Env[name]; p != "" {
+				return nil, []Finding{Warnf(t.F("endpointCA"), "put the bundle in a Secret and reference it with endpointCA (cnpg-preflight then verifies with it)",
+					"not set, but the backup client's environment sets %s=%s: it trusts that file of its Pod instead of Mozilla's roots; cnpg-preflight cannot read it and verifies with Mozilla's roots", name, text.Cap(text.Sanitize(p), 200))}
+			}
+		}
 		return nil, nil
 	}
 	v, f := t.Ref(ctx, ref, "endpointCA")

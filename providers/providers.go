@@ -76,7 +76,10 @@ type Target struct {
 	Field      string // field path of the block, e.g. spec.backup.barmanObjectStore
 	Namespace  string
 	ServerName string
-	Env        map[string]string // environment the backup client runs with (plugin sidecar env)
+	Env        map[string]string // environment the backup client runs with (see LoadEnv)
+	// EnvResolve resolves the rest of Env (valueFrom, envFrom: Secrets and ConfigMaps read
+	// through the target's lookups); nil when Env is complete. See LoadEnv.
+	EnvResolve func(ctx context.Context) (map[string]string, []Finding)
 	Secret     SecretLookup
 	Offline    bool // --offline: resolve Secrets, but ask no identity service
 	// Admission: CNPG's webhook validates this block's credentials (spec.backup.barmanObjectStore
@@ -282,6 +285,11 @@ type Info struct {
 	IdentityName       string
 	// TLS is how barman-cloud's client library for this provider verifies certificates.
 	TLS Trust
+	// Proxy is how that library picks a proxy from the environment.
+	Proxy ProxyRules
+	// SidecarIdentity, when set, says why the pod identity (PodIdentity) does not reach the
+	// Barman Cloud plugin's sidecar: a Job that passes with it proves nothing for the sidecar.
+	SidecarIdentity string
 }
 
 // Credentials is what a provider reads from its credentials block of a configuration.

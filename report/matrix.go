@@ -2,6 +2,8 @@
 // JUnit XML or Markdown. The JSON form is a public contract: see SchemaVersion and the README.
 package report
 
+import "fmt"
+
 // SchemaVersion is the version of the JSON output schema.
 const SchemaVersion = 1
 
@@ -42,6 +44,71 @@ type Target struct {
 	Checks          []Check    `json:"checks"`
 	Leftovers       []string   `json:"leftovers,omitempty"` // probe objects that could not be deleted
 	Requests        int64      `json:"requests"`            // HTTP requests made to the object store
+	// RecoveryWindow is what a source's archive can restore (wal-archive), omitted otherwise.
+	RecoveryWindow *Window `json:"recoveryWindow,omitempty"`
+}
+
+// Window is a source's recoverable window: from the end of a completed backup (the earliest
+// consistent point) through the newest WAL segment reachable from it without a hole.
+type Window struct {
+	Earliest  *RestorePoint `json:"earliest,omitempty"` // omitted when no completed backup starts the window (WAL only)
+	Latest    *RestorePoint `json:"latest,omitempty"`
+	Timelines []int         `json:"timelines"` // the timelines it crosses, in order
+	Segments  int           `json:"segments"`  // WAL segments it needs, all present
+	// FirstHole is the first run of missing segments after the window's oldest possible start
+	// (omitted when there is none); the window then starts after it, or ends before it.
+	FirstHole *Hole `json:"firstHole,omitempty"`
+}
+
+// RestorePoint is one end of a window.
+type RestorePoint struct {
+	Time     string `json:"time,omitempty"` // RFC 3339, UTC: a backup's end, or when the newest segment was archived
+	LSN      string `json:"lsn"`
+	Timeline int    `json:"timeline"`
+	Backup   string `json:"backup,omitempty"` // the backup the window starts from
+	WAL      string `json:"wal,omitempty"`    // the newest segment of the window
+}
+
+// Hole is a run of missing WAL segments.
+type Hole struct {
+	From    string `json:"from"` // first missing segment
+	To      string `json:"to"`   // last missing segment
+	Missing int64  `json:"missing"`
+}
+
+// String is the window in one line, for the table, Markdown and JUnit.
+func (w *Window) String() string {
+	if w == nil {
+		return ""
+	}
+	point := func(p *RestorePoint) string {
+		if p == nil {
+			return "?"
+		}
+		s := p.LSN + fmt.Sprintf(" (timeline %d", p.Timeline)
+		if p.Time != "" {
+			s += ", " + p.Time
+		}
+		if p.Backup != "" {
+			s += ", end of backup " + p.Backup
+		}
+		if p.WAL != "" {
+			s += ", " + p.WAL
+		}
+		return s + ")"
+	}
+	s := "recovery window " + point(w.Earliest) + " → " + point(w.Latest)
+	switch {
+	case w.Earliest != nil && w.Latest == nil:
+		s = "no recovery window: backup " + w.Earliest.Backup + " ends past the archived WAL"
+	case w.Earliest == nil:
+		s = "WAL " + point(w.Latest) + " (no completed backup starts a window)"
+	}
+	s += fmt.Sprintf(", %d segment(s)", w.Segments)
+	if w.FirstHole != nil {
+		s += fmt.Sprintf("; first hole %s–%s (%d missing)", w.FirstHole.From, w.FirstHole.To, w.FirstHole.Missing)
+	}
+	return s
 }
 
 // Check is one cell of the matrix.

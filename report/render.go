@@ -130,6 +130,17 @@ func Table(w io.Writer, m *Matrix, o Options) error {
 			fmt.Fprintf(&b, "✗ %s: probe object left behind, delete it by hand: %s\n", rowLabel(t), k)
 		}
 	}
+	windows := false
+	for _, t := range m.Targets {
+		if t.RecoveryWindow == nil {
+			continue
+		}
+		if !windows {
+			b.WriteString("\n")
+			windows = true
+		}
+		fmt.Fprintf(&b, "%s: %s\n", rowLabel(t), t.RecoveryWindow)
+	}
 	if m.Interrupted != "" {
 		fmt.Fprintf(&b, "\ninterrupted: %s; the matrix is partial\n", m.Interrupted)
 	}
@@ -189,6 +200,17 @@ func Markdown(w io.Writer, m *Matrix) error {
 		for _, k := range t.Leftovers {
 			fmt.Fprintf(&b, "- ❌ **%s**: probe object left behind: `%s`\n", mdEscape(rowLabel(t)), strings.ReplaceAll(k, "`", "'"))
 		}
+	}
+	first = true
+	for _, t := range m.Targets {
+		if t.RecoveryWindow == nil {
+			continue
+		}
+		if first {
+			b.WriteString("\n### Recovery windows\n\n")
+			first = false
+		}
+		fmt.Fprintf(&b, "- **%s**: %s\n", mdEscape(rowLabel(t)), mdEscape(t.RecoveryWindow.String()))
 	}
 	if m.Interrupted != "" {
 		fmt.Fprintf(&b, "\n> interrupted: %s; the matrix is partial\n", mdEscape(m.Interrupted))
@@ -252,6 +274,9 @@ func JUnit(w io.Writer, m *Matrix) error {
 	out := junitSuites{Name: "cnpg-preflight"}
 	for _, t := range m.Targets {
 		s := junitSuite{Name: t.ID, Props: []junitProp{{"destinationPath", t.DestinationPath}, {"serverName", t.ServerName}, {"provider", t.Provider}, {"endpoint", t.Endpoint}}}
+		if t.RecoveryWindow != nil {
+			s.Props = append(s.Props, junitProp{"recoveryWindow", t.RecoveryWindow.String()})
+		}
 		var total int64
 		for _, c := range t.Checks {
 			total += c.DurationMs

@@ -24,7 +24,12 @@ func sample() *Matrix {
 			},
 			Leftovers: []string{"p/pg/cnpg-preflight-probe-1"}},
 		{ID: "db/pg/recovery-source/old", Cluster: ClusterRef{"db", "pg"}, Role: "recovery-source", Provider: "s3", DestinationPath: "s3://b/old", ServerName: "old",
-			Checks: []Check{{ID: "config", Status: Pass, Message: "ok"}, {ID: "bucket", Status: Pass, Message: "ok"}, {ID: "write", Status: Skip, Message: "read-only"}, {ID: "read", Status: Pass, Message: "ok"}}},
+			Checks: []Check{{ID: "config", Status: Pass, Message: "ok"}, {ID: "bucket", Status: Pass, Message: "ok"}, {ID: "write", Status: Skip, Message: "read-only"}, {ID: "read", Status: Pass, Message: "ok"}},
+			RecoveryWindow: &Window{
+				Earliest:  &RestorePoint{Time: "2026-11-20T00:10:00Z", LSN: "0/6000100", Timeline: 1, Backup: "20261120T000000"},
+				Latest:    &RestorePoint{Time: "2026-11-29T23:58:00Z", LSN: "0/D000000", Timeline: 2, WAL: "00000002000000000000000C"},
+				Timelines: []int{1, 2}, Segments: 7,
+				FirstHole: &Hole{From: "000000010000000000000003", To: "000000010000000000000004", Missing: 2}}},
 	}}
 	m.Summarize()
 	return m
@@ -92,7 +97,8 @@ func TestBriefCutsOnRuneBoundary(t *testing.T) {
 func TestHostileTextIsInert(t *testing.T) {
 	evil := "AccessDenied\n✓ db/pg backup list: all fine\x1b]0;owned\x07 \x1b[31mred\u009b2J ![x](http://evil.example/beacon.png) [y](http://evil.example) <img src=x> \x00\x01"
 	m := &Matrix{SchemaVersion: SchemaVersion, Targets: []*Target{{ID: "db/pg/backup", Cluster: ClusterRef{"db", "pg"}, Role: "backup", DestinationPath: "s3://b/p\n✗ forged",
-		Checks: []Check{{ID: "write", Status: Fail, Message: evil, Remediation: evil}}, Leftovers: []string{"p/pg/probe\nforged"}}}, Interrupted: "x\x1b[2Jy"}
+		Checks: []Check{{ID: "write", Status: Fail, Message: evil, Remediation: evil}}, Leftovers: []string{"p/pg/probe\nforged"},
+		RecoveryWindow: &Window{Earliest: &RestorePoint{LSN: "0/1", Backup: evil}, Latest: &RestorePoint{LSN: "0/2", WAL: evil}}}}, Interrupted: "x\x1b[2Jy"}
 	m.Summarize()
 	for _, f := range Formats {
 		var b bytes.Buffer

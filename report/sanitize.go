@@ -25,6 +25,25 @@ func sanitized(m *Matrix) *Matrix {
 			ch.ID, ch.Message, ch.Remediation = f(ch.ID, maxField), f(ch.Message, MaxMessage), f(ch.Remediation, MaxRemediation)
 			c.Checks[j] = ch
 		}
+		if w := t.RecoveryWindow; w != nil {
+			cw := *w
+			point := func(p *RestorePoint) *RestorePoint {
+				if p == nil {
+					return nil
+				}
+				q := *p
+				q.Time, q.LSN, q.Backup, q.WAL = f(p.Time, maxField), f(p.LSN, maxField), f(p.Backup, maxField), f(p.WAL, maxField)
+				return &q
+			}
+			cw.Earliest, cw.Latest = point(w.Earliest), point(w.Latest)
+			if w.FirstHole != nil {
+				h := *w.FirstHole
+				h.From, h.To = f(h.From, maxField), f(h.To, maxField)
+				cw.FirstHole = &h
+			}
+			cw.Timelines = append([]int(nil), w.Timelines...)
+			c.RecoveryWindow = &cw
+		}
 		c.Leftovers = nil
 		for _, k := range t.Leftovers {
 			c.Leftovers = append(c.Leftovers, f(k, maxField))

@@ -2,7 +2,7 @@
 # Installs the pinned servers and clients the integration tests and `make demo` use.
 # Idempotent: a tool already built at the pinned version is kept. Everything lands in $TOOLS
 # (default ~/.cache/cnpg-preflight/tools) so repeated runs and CI on the same machine reuse it.
-# Usage: scripts/install-deps.sh [minio mc versitygw azurite fake-gcs barman prometheus awscli]
+# Usage: scripts/install-deps.sh [minio mc versitygw azurite fake-gcs barman prometheus tinyproxy awscli]
 #        (default: all but awscli, which only make bench needs)
 set -euo pipefail
 
@@ -12,6 +12,7 @@ MC_VERSION=v0.0.0-20250313080218-cf909e1063a9
 VERSITYGW_VERSION=v1.8.0
 AZURITE_VERSION=3.35.0
 FAKE_GCS_VERSION=v1.56.1
+TINYPROXY_VERSION=1.11.1-2.1+deb12u1
 
 mkdir -p "$TOOLS/bin"
 log() { echo "install-deps: $*" >&2; }
@@ -27,7 +28,7 @@ go_tool() { # name package version — static binaries (CGO off): the same file 
 
 want() { [ $# -eq 0 ] && return 0; return 1; }
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(minio mc versitygw azurite fake-gcs barman prometheus)
+[ ${#targets[@]} -eq 0 ] && targets=(minio mc versitygw azurite fake-gcs barman prometheus tinyproxy)
 
 for t in "${targets[@]}"; do
   case "$t" in
@@ -60,6 +61,17 @@ for t in "${targets[@]}"; do
       apt-get update -qq >/dev/null
       apt-get install -y -qq --no-install-recommends prometheus >/dev/null
     fi ;;
+  tinyproxy)
+    # Debian 12's tinyproxy (the binary package only, unpacked into $TOOLS: no service is
+    # installed or started); the proxy tests start their own instance on a free port.
+    if ! [ -x "$TOOLS/bin/tinyproxy" ] || ! [ -f "$TOOLS/tinyproxy/.v$TINYPROXY_VERSION" ]; then
+      log "installing tinyproxy $TINYPROXY_VERSION (apt-get download, unpacked)"
+      rm -rf "$TOOLS/tinyproxy" && mkdir -p "$TOOLS/tinyproxy"
+      apt-get update -qq >/dev/null
+      (cd "$TOOLS/tinyproxy" && apt-get download -qq "tinyproxy-bin=$TINYPROXY_VERSION" >/dev/null && dpkg -x tinyproxy-bin_*.deb root && rm -f tinyproxy-bin_*.deb)
+      touch "$TOOLS/tinyproxy/.v$TINYPROXY_VERSION"
+    fi
+    ln -sf "$TOOLS/tinyproxy/root/usr/bin/tinyproxy" "$TOOLS/bin/tinyproxy" ;;
   awscli)
     if ! command -v aws >/dev/null; then
       log "installing awscli (apt, for make bench)"

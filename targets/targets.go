@@ -54,7 +54,8 @@ type Target struct {
 	// Admission: CNPG's webhook validates this block's credentials (spec.backup.barmanObjectStore
 	// of a Cluster whose validation is not disabled).
 	Admission bool
-	Env       map[string]string   // environment the backup client runs with
+	Env       map[string]string   // environment the backup client runs with (complete after LoadEnv of its ProviderTarget)
+	env       *clientEnv          // how Env is made (spec.env/envFrom, the sidecar's env)
 	Findings  []providers.Finding // decoding and wiring problems found while building
 	Lookup    providers.SecretLookup
 	Store     *manifest.ObjectStore // the plugin's ObjectStore, when the target comes from the plugin
@@ -130,7 +131,20 @@ func Existing(c *manifest.Cluster) (bool, string) {
 
 // ProviderTarget is the view a provider driver gets.
 func (t *Target) ProviderTarget() *providers.Target {
-	return &providers.Target{Conf: t.Conf, Field: t.Field, Namespace: t.Cluster.Meta.Namespace, ServerName: t.ServerName, Env: t.Env, Secret: t.Lookup, Admission: t.Admission}
+	pt := &providers.Target{Conf: t.Conf, Field: t.Field, Namespace: t.Cluster.Meta.Namespace, ServerName: t.ServerName, Env: t.Env, Secret: t.Lookup, Admission: t.Admission}
+	if t.env != nil {
+		ce := t.env
+		pt.EnvResolve = func(ctx context.Context) (map[string]string, []providers.Finding) {
+			env, fs := ce.resolve(ctx)
+			for k, v := range t.Env { // set by whoever built the target (tests)
+				if _, ok := env[k]; !ok {
+					env[k] = v
+				}
+			}
+			return env, fs
+		}
+	}
+	return pt
 }
 
 // SecretsFromSet returns a lookup reading Secrets of namespace from a manifest Set.
@@ -157,6 +171,13 @@ func NoSecrets(string) providers.SecretLookup {
 // lookup builds the Secret lookup for a namespace (from files or a live cluster); reg tells each
 // target's provider.
 func Build(set *manifest.Set, lookup func(namespace string) providers.SecretLookup, reg *providers.Registry) []*Target {
+	return BuildWith(set, lookup, reg, SourcesFromSet(set))
+}
+
+// BuildWith is Build with the sources of the backup clients' environments (spec.env, envFrom,
+// the sidecar's env: Secrets and ConfigMaps from files or a live cluster, the Pod's own
+// environment when running as the Job).
+func BuildWith(set *manifest.Set, lookup func(namespace string) providers.SecretLookup, reg *providers.Registry, src EnvSources) []*Target {
 	clusters := append([]*manifest.Cluster(nil), set.Clusters...)
 	sort.Slice(clusters, func(i, j int) bool {
 		a, b := clusters[i].Meta, clusters[j].Meta
@@ -164,7 +185,15 @@ func Build(set *manifest.Set, lookup func(namespace string) providers.SecretLook
 	})
 	var out []*Target
 	for _, c := range clusters {
-		out = append(out, forCluster(set, c, lookup(c.Meta.Namespace), reg)...)
+		ts := forCluster(set, c, lookup(c.Meta.Namespace), reg)
+		for _, t := range ts {
+			if t.Conf != nil {
+				t.env = envFor(set, c, t.Store != nil, src)
+				t.Findings = append(t.Findings, reloadFinding(set, c, t)...)
+				t.Findings = append(t.Findings, envFindings(c, t)...)
+			}
+		}
+		out = append(out, ts...)
 	}
 	// IDs are unique: a repeated one (two entries CNPG would reject as duplicates) gets #2, #3 …
 	seen := map[string]int{}
@@ -424,6 +453,10 @@ func clusterFindings(c *manifest.Cluster, webhook, inTree bool) []placed {
 	if len(archivers) > 1 {
 		rejects(-1, "spec.plugins", "keep isWALArchiver: true on exactly one plugin entry", strings.Join(archivers, ", ")+" are WAL archivers", "Cannot enable more than one WAL archiver plugin")
 	}
+	if spec.ServiceAccountName != "" && spec.ServiceAccountTemplate != nil {
+		rejects(-1, "spec.serviceAccountName", "keep spec.serviceAccountName (an existing ServiceAccount) or spec.serviceAccountTemplate (CNPG makes one), not both",
+			"serviceAccountName and serviceAccountTemplate are both set", "the two fields are mutually exclusive")
+	}
 	if b := spec.Backup; b != nil && b.RetentionPolicy != "" {
 		switch {
 		case !retentionRE.MatchString(b.RetentionPolicy):
@@ -488,9 +521,6 @@ func pluginTarget(set *manifest.Set, c *manifest.Cluster, add addFunc, role, sou
 	conf := os.Spec.Configuration
 	t := add(role, source, field, &conf, serverName)
 	t.Store = os
-	for _, e := range sidecarEnv(os) {
-		t.Env[e.Name] = e.Value
-	}
 	for _, is := range os.Issues {
 		full := fmt.Sprintf("ObjectStore %s: %s", name, is.Path)
 		where := fmt.Sprintf(" (%s line %d)", os.Origin.File, is.Line)
@@ -511,17 +541,15 @@ func pluginTarget(set *manifest.Set, c *manifest.Cluster, add addFunc, role, sou
 	return t
 }
 
-func sidecarEnv(o *manifest.ObjectStore) []manifest.EnvVar {
-	if o.Spec.InstanceSidecarConfiguration == nil {
-		return nil
-	}
-	return o.Spec.InstanceSidecarConfiguration.Env
-}
-
 // identityFindings: a pod identity (IRSA, Azure workload identity, GKE workload identity) asked
 // for by any credentials block needs its annotation on the Cluster's ServiceAccount, which CNPG
 // takes from serviceAccountTemplate.
 func identityFindings(c *manifest.Cluster, field string, conf *manifest.BarmanObjectStore, reg *providers.Registry) []providers.Finding {
+	if c.Spec.ServiceAccountName != "" {
+		// A pre-existing ServiceAccount (CNPG ≥ 1.29): CNPG neither makes nor annotates it, so its
+		// annotations are not in the Cluster; the Job runs as it and tests the identity for real.
+		return nil
+	}
 	var ann map[string]string
 	if c.Spec.ServiceAccountTemplate != nil {
 		ann = c.Spec.ServiceAccountTemplate.Metadata.Annotations

@@ -1,6 +1,7 @@
 package targets
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -51,8 +52,11 @@ func TestBuildFromTestdata(t *testing.T) {
 		t.Errorf("source findings: %s", src)
 	}
 	for _, tg := range ts {
-		if tg.ID == "db/plugin-backup/backup" && tg.Env["AWS_REQUEST_CHECKSUM_CALCULATION"] != "when_required" {
-			t.Errorf("sidecar env not taken: %v", tg.Env)
+		if tg.ID == "db/plugin-backup/backup" {
+			pt := tg.ProviderTarget()
+			if fs := pt.LoadEnv(context.Background()); len(fs) > 0 || pt.Env["AWS_REQUEST_CHECKSUM_CALCULATION"] != "when_required" {
+				t.Errorf("sidecar env not taken: %v %v", pt.Env, fs)
+			}
 		}
 		if tg.ID == "db/plugin-replica/replica-source/origin" { // the plugin's serverName default
 			if f := strings.Join(findings[tg.ID], "\n"); !strings.Contains(f, `parameters.serverName: not set: the plugin reads "origin"'s WAL from the folder "plugin-replica/"`) {

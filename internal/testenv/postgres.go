@@ -50,6 +50,10 @@ func StartPostgres(t testing.TB, env map[string]string, walArchiveArgs ...string
 	p := &Postgres{Dir: dir, Port: freePort(t), env: env, t: t, root: root}
 	// The backup client runs with env, as CNPG's instance manager runs it.
 	p.script("archive.sh", "barman-cloud-wal-archive", walArchiveArgs...)
+	// PauseArchiving makes the archive_command fail while DIR/archive.off exists.
+	if b, err := os.ReadFile(dir + "/archive.sh"); err == nil {
+		os.WriteFile(dir+"/archive.sh", []byte(strings.Replace(string(b), "\n", "\n[ -e "+dir+"/archive.off ] && exit 1\n", 1)), 0o755)
+	}
 	p.run("initdb", PGBin+"/initdb", "-D", dir+"/data", "-A", "trust", "--no-sync", "-U", "postgres")
 	conf := fmt.Sprintf("\nlisten_addresses = ''\nunix_socket_directories = '%s'\nport = %d\nwal_level = replica\narchive_mode = on\narchive_command = '%s/archive.sh %%p'\nfsync = off\n", dir, p.Port, dir)
 	f, err := os.OpenFile(dir+"/data/postgresql.conf", os.O_APPEND|os.O_WRONLY, 0)
@@ -164,4 +168,39 @@ func (p *Postgres) WaitArchived(upTo string) {
 func (p *Postgres) Stop() {
 	p.t.Helper()
 	p.run("pg_ctl stop", PGBin+"/pg_ctl", "-D", p.Dir+"/data", "-m", "fast", "-w", "stop")
+}
+
+// PauseArchiving makes the archive_command fail (exit 1) until ResumeArchiving: the segments
+// written meanwhile are not archived.
+func (p *Postgres) PauseArchiving() {
+	p.t.Helper()
+	if err := os.WriteFile(p.Dir+"/archive.off", nil, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// ResumeArchiving lets the archive_command work again.
+func (p *Postgres) ResumeArchiving() { os.Remove(p.Dir + "/archive.off") }
+
+// SystemID is the server's system identifier (pg_controldata's "Database system identifier").
+func (p *Postgres) SystemID() string {
+	p.t.Helper()
+	return p.SQL("SELECT system_identifier FROM pg_control_system()")
+}
+
+// StopImmediate shuts the server down without a final checkpoint or archiving.
+func (p *Postgres) StopImmediate() {
+	p.t.Helper()
+	p.run("pg_ctl stop", PGBin+"/pg_ctl", "-D", p.Dir+"/data", "-m", "immediate", "-w", "stop")
+}
+
+// Promote makes the server switch to a new timeline as a promoted standby does: it is stopped,
+// restarted as a standby (standby.signal; it replays its own pg_wal) and promoted. Its archiver
+// then archives the new timeline's history file and WAL.
+func (p *Postgres) Promote() {
+	p.t.Helper()
+	p.Stop()
+	p.run("standby.signal", "touch", p.Dir+"/data/standby.signal")
+	p.run("pg_ctl start", PGBin+"/pg_ctl", "-D", p.Dir+"/data", "-w", "-l", p.Dir+"/log", "start")
+	p.run("pg_ctl promote", PGBin+"/pg_ctl", "-D", p.Dir+"/data", "-w", "promote")
 }

@@ -33,7 +33,8 @@ type Driver struct{}
 // Info describes the provider.
 func (Driver) Info() providers.Info {
 	return providers.Info{Name: "azure", CredentialsField: "azureCredentials", Scheme: "http(s):// (Azure)", DestinationForm: "https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH",
-		BucketNoun: "container", IdentityAnnotation: "azure.workload.identity/client-id", IdentityName: "an Azure AD identity (workload identity)", TLS: providers.Trust{Client: "requests with urllib3 ≥ 2.4 on Python 3.13 (the Barman Cloud plugin sidecar ≥ v0.4.0, CNPG's system-trixie images)", PartialChain: true, Strict: true}}
+		BucketNoun: "container", IdentityAnnotation: "azure.workload.identity/client-id", IdentityName: "an Azure AD identity (workload identity)", TLS: providers.Trust{Client: "requests with urllib3 ≥ 2.4 on Python 3.13 (the Barman Cloud plugin sidecar ≥ v0.4.0, CNPG's system-trixie images)", PartialChain: true, Strict: true},
+		SidecarIdentity: "current Barman Cloud plugin releases do not project the Azure workload identity token (AZURE_FEDERATED_TOKEN_FILE) into the plugin's sidecar, where barman-cloud runs"}
 }
 
 // Serves: barman-cloud takes every http(s):// destination for Azure Blob Storage.
@@ -627,7 +628,7 @@ func (s *Store) classify(op string, err error) *providers.Error {
 func (s *Store) deniedFix(op string) string {
 	switch op {
 	case "PutBlob", "PutBlock", "PutBlockList":
-		return "assign the \"Storage Blob Data Contributor\" role on the container (or a SAS with c and w permissions)"
+		return "assign the \"Storage Blob Data Contributor\" role on the container (or add w, write, to the SAS permissions: barman-cloud overwrites, and uploads blocks)"
 	case "DeleteBlob", "BlobBatch":
 		return "assign the \"Storage Blob Data Contributor\" role on the container (or add d, delete, to the SAS permissions): retention needs it"
 	case "GetBlob", "GetBlobProperties":

@@ -239,7 +239,7 @@ func TestAzureClassify(t *testing.T) {
 			func(ctx context.Context, s *Store) error {
 				return s.Put(ctx, "prefix/pg/k", []byte("x"), providers.PutOptions{})
 			},
-			"PutBlob", providers.KindDenied, "AuthorizationPermissionMismatch", 403, "PutBlob: 403 Forbidden (AuthorizationPermissionMismatch)", []string{contributor, "a SAS with c and w permissions"}},
+			"PutBlob", providers.KindDenied, "AuthorizationPermissionMismatch", 403, "PutBlob: 403 Forbidden (AuthorizationPermissionMismatch)", []string{contributor, "add w, write, to the SAS permissions"}},
 		{"get blob not found", map[string]azReply{"GetBlob": {404, "BlobNotFound", "The specified blob does not exist."}},
 			func(ctx context.Context, s *Store) error { _, err := s.Get(ctx, "prefix/pg/k", 1024); return err },
 			"GetBlob", providers.KindNotFound, "BlobNotFound", 404, "GetBlob: 404 Not Found (BlobNotFound)", nil},

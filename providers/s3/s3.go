@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -34,7 +33,7 @@ type Driver struct{}
 // Info describes the provider.
 func (Driver) Info() providers.Info {
 	return providers.Info{Name: "s3", CredentialsField: "s3Credentials", Scheme: "s3://", DestinationForm: "s3://BUCKET/PATH", BucketNoun: "bucket",
-		IdentityAnnotation: "eks.amazonaws.com/role-arn", IdentityName: "an IAM role (IRSA)", TLS: providers.Trust{Client: "botocore"}}
+		IdentityAnnotation: "eks.amazonaws.com/role-arn", IdentityName: "an IAM role (IRSA)", TLS: providers.Trust{Client: "botocore"}, Proxy: providers.ProxyBotocore}
 }
 
 // Serves: barman-cloud sends s3:// destinations to boto3.
@@ -218,7 +217,9 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 	}
 	if cr.InheritFromIAMRole {
 		// The pod identity, as botocore's default chain finds it in a Pod.
-		prov, source, err := podIdentity(os.Getenv, n.Client)
+		// the backup client's environment: in the Job it holds what the identity webhooks
+		// injected into the Pod; from a laptop never the laptop's own AWS_* variables
+		prov, source, err := podIdentity(func(k string) string { return t.Env[k] }, n.Client)
 		if err != nil {
 			return nil, "", []providers.Finding{providers.Failf(t.F("s3Credentials.inheritFromIAMRole"), "", "%s", err)}
 		}
@@ -232,7 +233,7 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		identity = "pod identity via " + source
 		opts.Credentials = cache
 		// boto3's client region is AWS_DEFAULT_REGION (AWS_REGION alone does not set it)
-		region = os.Getenv("AWS_DEFAULT_REGION")
+		region = t.Env["AWS_DEFAULT_REGION"]
 	} else {
 		id, f1 := t.Ref(ctx, cr.AccessKeyID, "s3Credentials.accessKeyId")
 		secret, f2 := t.Ref(ctx, cr.SecretAccessKey, "s3Credentials.secretAccessKey")
@@ -271,14 +272,38 @@ func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Lo
 		region = DefaultRegion
 	}
 	opts.Region = region
-	if c.EndpointURL != "" {
+	custom := c.EndpointURL != ""
+	if !custom {
+		// botocore ≥ 1.31 takes the endpoint from the environment when none is configured
+		if ep, name := envEndpoint(t.Env); ep != nil {
+			loc.Endpoint, custom = ep, true
+			identity += "; endpoint " + ep.String() + " from " + name + " in the backup client's environment"
+		}
+	}
+	if custom {
 		opts.BaseEndpoint = aws.String(loc.Endpoint.String())
 		opts.UsePathStyle = true // boto3 uses path-style addressing with a custom endpoint_url
 	}
 	checksums := opts.RequestChecksumCalculation == aws.RequestChecksumCalculationWhenSupported
-	st := &Store{loc: loc, red: red, opts: opts, custom: c.EndpointURL != "", checksums: checksums}
+	st := &Store{loc: loc, red: red, opts: opts, custom: custom, checksums: checksums}
 	st.setRegion(region)
 	return st, identity, fs
+}
+
+// envEndpoint is the endpoint botocore reads from the environment (AWS_ENDPOINT_URL_S3, then
+// AWS_ENDPOINT_URL) unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true.
+func envEndpoint(env map[string]string) (*url.URL, string) {
+	if strings.EqualFold(env["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"], "true") {
+		return nil, ""
+	}
+	for _, name := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
+		if v := env[name]; v != "" {
+			if u, err := url.Parse(v); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
+				return &url.URL{Scheme: u.Scheme, Host: u.Host}, name
+			}
+		}
+	}
+	return nil, ""
 }
 
 // setRegion (re)opens the client signing for region (and, on AWS, talking to its endpoint).
