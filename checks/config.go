@@ -89,6 +89,9 @@ func runConfig(_ context.Context, r *Run) Result {
 	if r.loc.Bucket != "" {
 		where = fmt.Sprintf("objects go to %s %q under %q", r.drv.Info().BucketNoun, r.loc.Bucket, r.loc.Base())
 	}
+	if len(t.Notes) > 0 { // what the live Cluster and ObjectStore report (status)
+		where = strings.TrimPrefix(where+"; "+strings.Join(t.Notes, "; "), "; ")
+	}
 	return fromFindings(fs, where)
 }
 

@@ -31,6 +31,9 @@ func runBackups(ctx context.Context, r *Run) Result {
 	if !r.t.ReadOnly() {
 		return skip("skipped: applies to recovery and replica sources")
 	}
+	if r.t.BackupID != "" { // spec.bootstrap.recovery.backup: exactly that backup
+		return backupByID(ctx, r, r.t.BackupID)
+	}
 	base := r.loc.Base() + "base/"
 	l, folders, infos, err := readCatalog(ctx, r, 0)
 	if err != nil {

@@ -132,12 +132,15 @@ type RBACNames struct {
 	ObjectStores []string
 	Secrets      []string
 	ConfigMaps   []string // referenced by the backup clients' environments (spec.env, envFrom, the sidecar's env)
+	Backups      []string // spec.bootstrap.recovery.backup.name
 }
 
 // NamesFor collects the ObjectStores and Secrets a Cluster's targets reference.
 func NamesFor(cl *manifest.Cluster, set *manifest.Set, reg *providers.Registry) RBACNames {
 	secrets := map[string]bool{}
-	ts := targets.Build(&manifest.Set{Clusters: []*manifest.Cluster{cl}, ObjectStores: set.ObjectStores, Secrets: set.Secrets, Problems: set.Problems}, targets.NoSecrets, reg)
+	one := *set
+	one.Clusters = []*manifest.Cluster{cl}
+	ts := targets.Build(&one, targets.NoSecrets, reg)
 	for _, t := range ts {
 		if t.Conf == nil || t.ConfigOnly() != "" { // never probed: its Secrets are not read
 			continue
@@ -150,7 +153,13 @@ func NamesFor(cl *manifest.Cluster, set *manifest.Set, reg *providers.Registry) 
 	for _, s := range envSecrets {
 		secrets[s] = true
 	}
-	return RBACNames{Cluster: cl.Meta.Name, ObjectStores: cl.ObjectStoreNames(), Secrets: sorted(secrets), ConfigMaps: configMaps}
+	var backups []string
+	if b := cl.Spec.Bootstrap; b != nil && b.Recovery != nil && b.Recovery.Backup != nil && b.Recovery.Backup.Name != "" {
+		if existing, _ := targets.Existing(cl); !existing {
+			backups = []string{b.Recovery.Backup.Name}
+		}
+	}
+	return RBACNames{Cluster: cl.Meta.Name, ObjectStores: cl.ObjectStoreNames(), Secrets: sorted(secrets), ConfigMaps: configMaps, Backups: backups}
 }
 
 func sorted(m map[string]bool) []string {
@@ -188,6 +197,12 @@ rules:
   resources: [clusters]
   verbs: [get]
   resourceNames: [{{.Cluster}}]
+{{- if .Names.Backups}}
+- apiGroups: [postgresql.cnpg.io]
+  resources: [backups]
+  verbs: [get]
+  resourceNames: [{{range $i, $n := .Names.Backups}}{{if $i}}, {{end}}{{$n}}{{end}}]
+{{- end}}
 {{- if .Names.ObjectStores}}
 - apiGroups: [barmancloud.cnpg.io]
   resources: [objectstores]

@@ -54,16 +54,25 @@ func TestS3ProxyAgreesWithBarman(t *testing.T) {
 		{"NO_PROXY bypasses the proxy", allowed, map[string]string{"HTTPS_PROXY": dead, "NO_PROXY": "localhost"}, true, "localhost:" + port + ": DNS"},
 		{"NO_PROXY with a leading dot and another port does not", allowed, map[string]string{"HTTPS_PROXY": dead, "NO_PROXY": ".localhost:1"}, false, "the proxy's fault"},
 		{"HTTP_PROXY is not used for https", blocked, map[string]string{"HTTP_PROXY": dead}, true, "127.0.0.1:" + port + ": DNS"},
+		{"ALL_PROXY is not botocore's", blocked, map[string]string{"ALL_PROXY": dead, "all_proxy": dead}, true, "127.0.0.1:" + port + ": DNS"},
+		{"an empty lower-case https_proxy unsets HTTPS_PROXY", blocked, map[string]string{"HTTPS_PROXY": dead, "https_proxy": ""}, true, "127.0.0.1:" + port + ": DNS"},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			c := s3Cluster{bucket: bucket, prefix: "proxy", endpoint: sc.endpoint, key: srv.Get("MINIO_ROOT_USER"), secret: srv.Get("MINIO_ROOT_PASSWORD"), ca: string(ca), extra: envYAML(sc.env)}
 			before := proxy.Connects("localhost:" + port)
 			r := testenv.Check(t, c.yaml(), "--read-only")
 			ec := r.CheckOf(backupTarget, "endpoint")
+			// (endpoint may warn besides: the test CA's certificates are short-lived)
 			if sc.pass {
-				wantStatuses(t, r, backupTarget, "config=warn backups=skip write=skip delete=skip multipart=skip *=pass")
+				wantStatuses(t, r, backupTarget, "credentials=pass bucket=pass list=pass wal-archive=pass")
+				if r.Code != 0 || ec.Status == "fail" {
+					t.Errorf("exit %d, endpoint %s", r.Code, ec.Status)
+				}
 			} else {
-				wantStatuses(t, r, backupTarget, "config=warn credentials=pass endpoint=fail *=skip")
+				wantStatuses(t, r, backupTarget, "credentials=pass endpoint=fail bucket=skip list=skip wal-archive=skip")
+				if r.Code != 1 {
+					t.Errorf("exit %d", r.Code)
+				}
 			}
 			if !strings.Contains(ec.Message, sc.msg) {
 				t.Errorf("endpoint: %q, want %q", ec.Message, sc.msg)
@@ -133,9 +142,15 @@ stringData:
 		if strings.Contains(r.Stdout+r.Stderr, "pr0xy-pa55") {
 			t.Error("the proxy's password leaks")
 		}
-		wantStatuses(t, r, backupTarget, "credentials=pass endpoint=fail *=skip")
+		wantStatuses(t, r, backupTarget, "credentials=pass endpoint=fail bucket=skip")
 		if ec := r.CheckOf(backupTarget, "endpoint"); !strings.Contains(ec.Message, "403 Filtered") || !strings.Contains(ec.Remediation, "allow 127.0.0.1:"+port) {
 			t.Errorf("endpoint: %+v", ec)
+		}
+		// barman-cloud 3.13 with the sidecar's environment fails the same way
+		env := map[string]string{"AWS_ACCESS_KEY_ID": srv.Get("MINIO_ROOT_USER"), "AWS_SECRET_ACCESS_KEY": srv.Get("MINIO_ROOT_PASSWORD"), "AWS_CA_BUNDLE": srv.Get("TLS_CA"),
+			"HTTPS_PROXY": strings.Replace(proxy.URL, "http://", "http://user:pr0xy-pa55@", 1)}
+		if code, out := testenv.Barman(t, env, "barman-cloud-check-wal-archive", "--cloud-provider", "aws-s3", "--endpoint-url", blocked, "s3://"+bucket+"/proxy-plugin", "pg"); code == 0 || !strings.Contains(out, "roxy") {
+			t.Errorf("barman-cloud-check-wal-archive 3.13 through the blocking proxy: exit %d\n%s", code, out)
 		}
 		// a missing key fails credentials, naming the field
 		r = testenv.Check(t, strings.Replace(doc, "key: url}", "key: nope}", 1), "--read-only")

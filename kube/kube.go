@@ -33,6 +33,7 @@ var (
 	ObjectStoresGVR = schema.GroupVersionResource{Group: "barmancloud.cnpg.io", Version: "v1", Resource: "objectstores"}
 	SecretsGVR      = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
 	ConfigMapsGVR   = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	BackupsGVR      = schema.GroupVersionResource{Group: "postgresql.cnpg.io", Version: "v1", Resource: "backups"}
 )
 
 // Options select the cluster and the Clusters to read (kubectl's connection flags).
@@ -211,6 +212,25 @@ func (c *Client) Load(ctx context.Context, o Options) (*manifest.Set, error) {
 		}
 	}
 	c.loadCASecrets(ctx, set)
+	// A Cluster bootstrapped from a Backup object: read that Backup (get by name).
+	for _, cl := range set.Clusters {
+		b := cl.Spec.Bootstrap
+		if b == nil || b.Recovery == nil || b.Recovery.Backup == nil || b.Recovery.Backup.Name == "" || set.Backup(cl.Meta.Namespace, b.Recovery.Backup.Name) != nil {
+			continue
+		}
+		ns, name := cl.Meta.Namespace, b.Recovery.Backup.Name
+		u, err := c.dyn.Resource(BackupsGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err) && !strings.Contains(statusMessage(err), "could not find the requested resource"):
+			continue // named by the target
+		case err != nil:
+			set.Problems["Backup "+ns+"/"+name] = c.apiError("get", "backups.postgresql.cnpg.io", ns, name, err).Error()
+			continue
+		}
+		if err := add(set, u); err != nil {
+			return nil, err
+		}
+	}
 	return set, nil
 }
 

@@ -61,6 +61,9 @@ type Set struct {
 	ObjectStores []*ObjectStore
 	Secrets      map[string]*Secret    // by namespace/name
 	ConfigMaps   map[string]*ConfigMap // by namespace/name (those a Cluster's env reads)
+	// Backups and ScheduledBackups (recovery from a Backup object; method after a migration).
+	Backups          []*Backup
+	ScheduledBackups []*ScheduledBackup
 	// Problems are objects that could not be read from a live cluster, by "Kind namespace/name".
 	Problems map[string]string
 	// Ignored counts the documents of kinds cnpg-preflight does not read, by "Kind (apiVersion)".
@@ -79,6 +82,12 @@ func (s *Set) Summary() string {
 	if len(s.ConfigMaps) > 0 {
 		out += fmt.Sprintf(", %d ConfigMap(s)", len(s.ConfigMaps))
 	}
+	if len(s.Backups) > 0 {
+		out += fmt.Sprintf(", %d Backup(s)", len(s.Backups))
+	}
+	if len(s.ScheduledBackups) > 0 {
+		out += fmt.Sprintf(", %d ScheduledBackup(s)", len(s.ScheduledBackups))
+	}
 	var ignored []string
 	for k, n := range s.Ignored {
 		ignored = append(ignored, fmt.Sprintf("%d %s", n, k))
@@ -95,6 +104,16 @@ var readKinds = map[string]string{"Cluster": ClusterAPIVersion, "ObjectStore": O
 
 // Secret returns the Secret namespace/name, or nil.
 func (s *Set) Secret(namespace, name string) *Secret { return s.Secrets[namespace+"/"+name] }
+
+// Backup returns the Backup namespace/name, or nil.
+func (s *Set) Backup(namespace, name string) *Backup {
+	for _, b := range s.Backups {
+		if b.Meta.Namespace == namespace && b.Meta.Name == name {
+			return b
+		}
+	}
+	return nil
+}
 
 // ConfigMap returns the ConfigMap namespace/name, or nil.
 func (s *Set) ConfigMap(namespace, name string) *ConfigMap { return s.ConfigMaps[namespace+"/"+name] }
@@ -372,6 +391,26 @@ func (s *Set) addObjectAt(file string, n *yaml.Node, defaultNamespace, pathPrefi
 			s.Clusters = append(s.Clusters, c)
 			return nil
 		})
+	case h.Kind == "Backup" && group == "postgresql.cnpg.io":
+		b := &Backup{}
+		return s.addNamed(file, n, h, version, ClusterAPIVersion, b, defaultNamespace, pathPrefix, func() (prev *Origin) {
+			if p := s.Backup(b.Meta.Namespace, b.Meta.Name); p != nil {
+				return &p.Origin
+			}
+			s.Backups = append(s.Backups, b)
+			return nil
+		})
+	case h.Kind == "ScheduledBackup" && group == "postgresql.cnpg.io":
+		b := &ScheduledBackup{}
+		return s.addNamed(file, n, h, version, ClusterAPIVersion, b, defaultNamespace, pathPrefix, func() (prev *Origin) {
+			for _, o := range s.ScheduledBackups {
+				if o.Meta.Namespace == b.Meta.Namespace && o.Meta.Name == b.Meta.Name {
+					return &o.Origin
+				}
+			}
+			s.ScheduledBackups = append(s.ScheduledBackups, b)
+			return nil
+		})
 	case h.Kind == "ObjectStore" && group == "barmancloud.cnpg.io":
 		o := &ObjectStore{}
 		return s.addNamed(file, n, h, version, ObjectStoreAPIVersion, o, defaultNamespace, pathPrefix, func() (prev *Origin) {
@@ -398,6 +437,10 @@ type named interface {
 
 func (c *Cluster) meta() *Meta                        { return &c.Meta }
 func (c *Cluster) read(o Origin, issues []Issue)      { c.Origin, c.Issues = o, issues }
+func (b *Backup) meta() *Meta                         { return &b.Meta }
+func (b *Backup) read(o Origin, issues []Issue)       { b.Origin = o }
+func (b *ScheduledBackup) meta() *Meta                { return &b.Meta }
+func (b *ScheduledBackup) read(o Origin, _ []Issue)   { b.Origin = o }
 func (o *ObjectStore) meta() *Meta                    { return &o.Meta }
 func (o *ObjectStore) read(or Origin, issues []Issue) { o.Origin, o.Issues = or, issues }
 

@@ -139,7 +139,7 @@ func TestLenientAndIgnored(t *testing.T) {
 	if ecs[0].ConnectionParameters == nil || ecs[1].ConnectionParameters == nil || ecs[2].ConnectionParameters != nil {
 		t.Errorf("connectionParameters presence: %v %v %v", ecs[0].ConnectionParameters, ecs[1].ConnectionParameters, ecs[2].ConnectionParameters)
 	}
-	want := `1 Cluster(s), 0 ObjectStore(s), 0 Secret(s); ignored 1 "Evil\x1b[2J", 1 Cluster (cluster.x-k8s.io/v1beta1), 2 ScheduledBackup (postgresql.cnpg.io/v1)`
+	want := `1 Cluster(s), 0 ObjectStore(s), 0 Secret(s), 2 ScheduledBackup(s); ignored 1 "Evil\x1b[2J", 1 Cluster (cluster.x-k8s.io/v1beta1)`
 	if got := s.Summary(); got != want {
 		t.Errorf("summary\n got %s\nwant %s", got, want)
 	}

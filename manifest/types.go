@@ -299,6 +299,53 @@ type EnvVar struct {
 	ValueFrom *EnvVarSource `yaml:"valueFrom"`
 }
 
+// Backup is postgresql.cnpg.io/v1 Backup (the fields we read).
+type Backup struct {
+	Meta   Meta          `yaml:"metadata"`
+	Spec   BackupSpec    `yaml:"spec"`
+	Status *BackupStatus `yaml:"status"`
+	Origin Origin        `yaml:"-"`
+	Issues []Issue       `yaml:"-"`
+}
+
+// ScheduledBackup is postgresql.cnpg.io/v1 ScheduledBackup (the fields we read).
+type ScheduledBackup struct {
+	Meta   Meta       `yaml:"metadata"`
+	Spec   BackupSpec `yaml:"spec"`
+	Origin Origin     `yaml:"-"`
+	Issues []Issue    `yaml:"-"`
+}
+
+// BackupSpec is the spec of a Backup or ScheduledBackup.
+type BackupSpec struct {
+	Cluster             LocalObjectRef       `yaml:"cluster"`
+	Method              string               `yaml:"method"` // "" is barmanObjectStore
+	PluginConfiguration *PluginConfiguration `yaml:"pluginConfiguration"`
+}
+
+// BackupMethod is the spec's method with CNPG's default.
+func (s BackupSpec) BackupMethod() string {
+	if s.Method == "" {
+		return "barmanObjectStore"
+	}
+	return s.Method
+}
+
+// BackupStatus is what CNPG records of a Backup: for the in-tree method, the object-store
+// configuration it was taken with and its barman backup ID.
+type BackupStatus struct {
+	Phase             string             `yaml:"phase"`
+	Method            string             `yaml:"method"`
+	BackupID          string             `yaml:"backupId"`
+	DestinationPath   string             `yaml:"destinationPath"`
+	ServerName        string             `yaml:"serverName"`
+	EndpointURL       string             `yaml:"endpointURL"`
+	EndpointCA        *SecretKeySelector `yaml:"endpointCA"`
+	S3Credentials     *S3Credentials     `yaml:"s3Credentials"`
+	AzureCredentials  *AzureCredentials  `yaml:"azureCredentials"`
+	GoogleCredentials *GoogleCredentials `yaml:"googleCredentials"`
+}
+
 // ConfigMap is a v1 ConfigMap; Data holds data and binaryData (decoded) merged.
 type ConfigMap struct {
 	Meta   Meta

@@ -145,3 +145,53 @@ func TestProbeThroughProxy(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// Plain http:// endpoints go to the proxy in absolute form; a 403 from the proxy itself (no store
+// request ID) is named as the proxy's, the store's own answers are not.
+func TestHTTPThroughProxy(t *testing.T) {
+	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Amz-Request-Id", "1")
+		w.WriteHeader(http.StatusForbidden) // an S3 store's answer to an anonymous HEAD /
+	}))
+	defer store.Close()
+	var seen []string
+	deny := false
+	px := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Method+" "+r.RequestURI)
+		if deny {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		r.RequestURI = ""
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	defer px.Close()
+	u, _ := url.Parse(store.URL)
+	n, _ := NewNet(nil, NetOptions{Env: map[string]string{"http_proxy": px.URL}, Proxy: ProxyRequests})
+	defer n.Close()
+	if rep, err := n.Probe(context.Background(), u); err != nil || rep.Proxy != px.URL {
+		t.Fatalf("probe: %v %+v", err, rep)
+	}
+	resp, err := n.Client.Get(store.URL + "/bucket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(seen) != 2 || !strings.HasPrefix(seen[1], "GET http://") {
+		t.Errorf("requests seen by the proxy: %v", seen)
+	}
+	deny = true
+	if _, err := n.Probe(context.Background(), u); err == nil || !strings.HasPrefix(err.Error(), "the proxy's fault") || !strings.Contains(err.Error(), "403") {
+		t.Errorf("denied: %v", err)
+	}
+}

@@ -494,7 +494,14 @@ func (n *Net) probeProxied(ctx context.Context, u *url.URL, p *url.URL, rep Endp
 		}
 		rep.TLS = time.Since(t2)
 		rep.TLSVer = tls.VersionName(tc.ConnectionState().Version)
+		if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
+			rep.NotAfter = pc[0].NotAfter
+		}
 		n.mu.Lock()
+		if n.partialOnly {
+			rep.Notes = append(rep.Notes, "the endpointCA bundle verifies the server only through a certificate that is not a self-signed root (an intermediate CA, or the server's own certificate): "+
+				n.trust.Client+" accepts that (OpenSSL's partial chains), but older backup-client images (Python < 3.13 or urllib3 < 2.4: CNPG's bookworm and bullseye images, the plugin before v0.4.0, Debian's barman packages) refuse it with CERTIFICATE_VERIFY_FAILED")
+		}
 		if old := n.warm[target]; old != nil {
 			old.Close()
 		}

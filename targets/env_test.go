@@ -181,3 +181,116 @@ stringData: {ca.crt: x}
 		t.Errorf("labelled: %s", fs["db/pg/backup"])
 	}
 }
+
+// What the live objects report: the ContinuousArchiving condition's message (redacted) and the
+// plugin's serverRecoveryWindow.
+func TestStatusFindings(t *testing.T) {
+	doc := `apiVersion: postgresql.cnpg.io/v1
+kind: Cluster
+metadata: {name: pg, namespace: db}
+spec:
+  plugins:
+  - name: barman-cloud.cloudnative-pg.io
+    isWALArchiver: true
+    parameters: {barmanObjectName: store, serverName: srv}
+status:
+  conditions:
+  - type: ContinuousArchiving
+    status: "False"
+    reason: ContinuousArchivingFailing
+    message: "unexpected failure: https://acct.blob.core.windows.net/c?sv=2022&sig=SECRETSIG123 \x1b[31m403"
+---
+apiVersion: barmancloud.cnpg.io/v1
+kind: ObjectStore
+metadata: {name: store, namespace: db}
+spec:
+  configuration:
+    destinationPath: s3://b/p
+    s3Credentials: {inheritFromIAMRole: true}
+status:
+  serverRecoveryWindow:
+    srv: {firstRecoverabilityPoint: "2026-11-01T00:00:00Z", lastSuccessfulBackupTime: "2026-11-30T00:00:00Z", lastFailedBackupTime: "2026-12-01T00:00:00Z"}
+`
+	set := manifest.NewSet()
+	if err := set.Add("f.yaml", []byte(doc), "db"); err != nil {
+		t.Fatal(err)
+	}
+	ts := Build(set, func(ns string) providers.SecretLookup { return SecretsFromSet(set, ns) }, all.Registry(all.Settings{}))
+	var fs []string
+	for _, f := range ts[0].Findings {
+		fs = append(fs, f.String())
+	}
+	all := strings.Join(fs, "\n")
+	if !strings.Contains(all, "the Cluster reports ContinuousArchiving=False (ContinuousArchivingFailing): unexpected failure") || strings.Contains(all, "SECRETSIG123") || strings.Contains(all, "\x1b") {
+		t.Errorf("condition: %s", all)
+	}
+	if !strings.Contains(all, `ObjectStore store: status.serverRecoveryWindow[srv]: the last backup failed (2026-12-01T00:00:00Z)`) {
+		t.Errorf("recovery window: %s", all)
+	}
+	if n := strings.Join(ts[0].Notes, ";"); !strings.Contains(n, `the plugin reports for server "srv": first recoverability point 2026-11-01T00:00:00Z, last successful backup 2026-11-30T00:00:00Z`) {
+		t.Errorf("notes: %s", n)
+	}
+}
+
+// A Cluster bootstrapped from a Backup object restores exactly its backup ID from the destination
+// its status records; ScheduledBackups left on the in-tree method after the move to the plugin warn.
+func TestBackupObjectAndMethods(t *testing.T) {
+	doc := `apiVersion: postgresql.cnpg.io/v1
+kind: Cluster
+metadata: {name: pg, namespace: db}
+spec:
+  bootstrap:
+    recovery:
+      backup: {name: nightly}
+  plugins:
+  - name: barman-cloud.cloudnative-pg.io
+    isWALArchiver: true
+    parameters: {barmanObjectName: store}
+---
+apiVersion: postgresql.cnpg.io/v1
+kind: Backup
+metadata: {name: nightly, namespace: db}
+spec: {cluster: {name: old}}
+status:
+  phase: completed
+  backupId: 20261201T000000
+  destinationPath: s3://b/old
+  serverName: old
+  endpointURL: http://minio:9000
+  s3Credentials:
+    accessKeyId: {name: creds, key: id}
+    secretAccessKey: {name: creds, key: secret}
+---
+apiVersion: postgresql.cnpg.io/v1
+kind: ScheduledBackup
+metadata: {name: daily, namespace: db}
+spec: {cluster: {name: pg}, schedule: "0 0 0 * * *"}
+---
+apiVersion: postgresql.cnpg.io/v1
+kind: ScheduledBackup
+metadata: {name: daily-plugin, namespace: db}
+spec: {cluster: {name: pg}, method: plugin, pluginConfiguration: {name: barman-cloud.cloudnative-pg.io}}
+`
+	set := manifest.NewSet()
+	if err := set.Add("f.yaml", []byte(doc), "db"); err != nil {
+		t.Fatal(err)
+	}
+	ts := Build(set, func(ns string) providers.SecretLookup { return SecretsFromSet(set, ns) }, all.Registry(all.Settings{}))
+	var src *Target
+	var fs []string
+	for _, tg := range ts {
+		if tg.ID == "db/pg/recovery-source/backup:nightly" {
+			src = tg
+		}
+		for _, f := range tg.Findings {
+			fs = append(fs, f.String())
+		}
+	}
+	if src == nil || src.BackupID != "20261201T000000" || src.ServerName != "old" || src.Conf.DestinationPath != "s3://b/old" || !src.NeedsBackups() || !src.ReadOnly() {
+		t.Fatalf("backup target: %+v", src)
+	}
+	all := strings.Join(fs, "\n")
+	if !strings.Contains(all, "ScheduledBackup daily: spec.method: ScheduledBackup daily uses method barmanObjectStore") || strings.Contains(all, "daily-plugin") {
+		t.Errorf("method findings: %s", all)
+	}
+}

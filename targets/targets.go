@@ -57,9 +57,13 @@ type Target struct {
 	Env       map[string]string   // environment the backup client runs with (complete after LoadEnv of its ProviderTarget)
 	env       *clientEnv          // how Env is made (spec.env/envFrom, the sidecar's env)
 	Findings  []providers.Finding // decoding and wiring problems found while building
-	Lookup    providers.SecretLookup
-	Store     *manifest.ObjectStore // the plugin's ObjectStore, when the target comes from the plugin
-	Driver    providers.Driver      // the provider serving Conf's destinationPath (nil: none)
+	// Notes is what the live Cluster and ObjectStore report (status), shown by the config check.
+	Notes  []string
+	Lookup providers.SecretLookup
+	Store  *manifest.ObjectStore // the plugin's ObjectStore, when the target comes from the plugin
+	// BackupID is the one backup a recovery from a Backup object restores (its status.backupId).
+	BackupID string
+	Driver   providers.Driver // the provider serving Conf's destinationPath (nil: none)
 }
 
 // ReadOnly reports whether the target must never be written (sources).
@@ -89,6 +93,9 @@ func (t *Target) NeedsBackups() bool {
 		r = b.Recovery
 	}
 	fromBackup := r != nil && r.Source == t.Source && r.VolumeSnapshots == nil
+	if t.BackupID != "" || strings.HasPrefix(t.Source, BackupSourcePrefix) {
+		return true // spec.bootstrap.recovery.backup: that very backup
+	}
 	switch t.Role {
 	case RoleRecoverySource:
 		return fromBackup
@@ -190,6 +197,8 @@ func BuildWith(set *manifest.Set, lookup func(namespace string) providers.Secret
 			if t.Conf != nil {
 				t.env = envFor(set, c, t.Store != nil, src)
 				t.Findings = append(t.Findings, reloadFinding(set, c, t)...)
+				notes, fs := statusFindings(c, t)
+				t.Notes, t.Findings = append(t.Notes, notes...), append(t.Findings, fs...)
 				t.Findings = append(t.Findings, envFindings(c, t)...)
 			}
 		}
@@ -245,6 +254,7 @@ func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretL
 			"in-tree barmanObjectStore is deprecated in favour of the Barman Cloud plugin (removed in CNPG 1.31.0)"))
 	}
 	backupFromPlugin(set, c, add, inTree)
+	backupObjectTarget(set, c, add)
 	bySource := map[int]*Target{} // externalClusters index -> its target
 	for i, ec := range spec.ExternalClusters {
 		role := RoleSource
@@ -270,7 +280,11 @@ func forCluster(set *manifest.Set, c *manifest.Cluster, lookup providers.SecretL
 	}
 	// The Cluster's own admission rules go to the target of the entry they concern, else to the
 	// Cluster's first target.
-	for _, p := range clusterFindings(c, webhook, inTree) {
+	cfs := clusterFindings(c, webhook, inTree)
+	for _, f := range methodFindings(set, c, inTree) {
+		cfs = append(cfs, placed{f, -1})
+	}
+	for _, p := range cfs {
 		if len(out) == 0 {
 			break
 		}

@@ -47,6 +47,8 @@ var gvrs = map[string]schema.GroupVersionResource{
 	"Deployment":               {Group: "apps", Version: "v1", Resource: "deployments"},
 	"Service":                  {Version: "v1", Resource: "services"},
 	"Event":                    {Version: "v1", Resource: "events"},
+	"ConfigMap":                {Version: "v1", Resource: "configmaps"},
+	"Backup":                   {Group: "postgresql.cnpg.io", Version: "v1", Resource: "backups"},
 }
 
 var crdOnce sync.Once
@@ -71,14 +73,14 @@ func LoadKube(t testing.TB, srv *Servers) *Kube {
 	}
 	crdOnce.Do(func() {
 		_, file := callerDir()
-		for _, f := range []string{"clusters.yaml", "objectstores.yaml"} {
+		for _, f := range []string{"clusters.yaml", "objectstores.yaml", "backups.yaml"} {
 			b, err := os.ReadFile(filepath.Join(file, "..", "..", "testdata", "crds", f))
 			if err != nil {
 				t.Fatal(err)
 			}
 			k.Apply(t, "", string(b))
 		}
-		for _, name := range []string{"clusters.postgresql.cnpg.io", "objectstores.barmancloud.cnpg.io"} {
+		for _, name := range []string{"clusters.postgresql.cnpg.io", "objectstores.barmancloud.cnpg.io", "backups.postgresql.cnpg.io"} {
 			k.waitEstablished(t, name)
 		}
 	})

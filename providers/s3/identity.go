@@ -30,7 +30,7 @@ func podIdentity(getenv func(string) string, client *http.Client) (aws.Credentia
 	switch {
 	case getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != "":
 		return credentials.NewStaticCredentialsProvider(getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"), getenv("AWS_SESSION_TOKEN")),
-			"the Pod's environment (AWS_ACCESS_KEY_ID)", nil
+			"the backup client's environment (AWS_ACCESS_KEY_ID)", nil
 	case getenv("AWS_WEB_IDENTITY_TOKEN_FILE") != "" && getenv("AWS_ROLE_ARN") != "":
 		if region == "" {
 			return nil, "", errors.New("AWS_WEB_IDENTITY_TOKEN_FILE is set but no AWS_REGION: the STS call of the web identity has no region")
