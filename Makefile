@@ -63,6 +63,7 @@ fuzz:
 	$(GO) test -tags $(TAGS) ./providers/s3 -run '^$$' -fuzz '^FuzzParseS3$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./providers/azure -run '^$$' -fuzz '^FuzzParseAzure$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./checks -run '^$$' -fuzz '^FuzzWALName$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./checks -run '^$$' -fuzz '^FuzzWALHeader$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./internal/text -run '^$$' -fuzz '^FuzzSanitize$$' -fuzztime $(FUZZTIME)
 
 clean:

@@ -63,6 +63,26 @@ type results struct {
 
 var env = map[string]string{}
 
+// barmanArgv runs a barman-cloud command of the reference client, barman 3.13 in the Debian 13 root
+// (scripts/build-barman.sh, mounted by scripts/servers.sh), or the machine's own when there is none.
+// chroot(8) execs the command: the RSS measured is barman's.
+func barmanArgv(name string) []string {
+	if root := env["BARMAN_ROOT"]; root != "" {
+		return []string{"/usr/sbin/chroot", root, "/usr/bin/" + name}
+	}
+	return []string{"/usr/bin/" + name}
+}
+
+// barmanVersion is the version of the reference client, e.g. "3.13.3".
+func barmanVersion() string {
+	argv := barmanArgv("barman-cloud-check-wal-archive")
+	out, err := exec.Command(argv[0], append(argv[1:], "--version")...).CombinedOutput()
+	if err != nil {
+		return "(version unknown)"
+	}
+	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "barman-cloud-check-wal-archive"))
+}
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -144,7 +164,7 @@ aws --endpoint-url %s s3 rm s3://%s/aws/probe.txt >/dev/null
 		env  []string
 	}{
 		{"cnpg-preflight (full matrix)", []string{bin, "check", "-f", one, "-o", "json"}, nil},
-		{"barman-cloud-check-wal-archive", []string{"/usr/bin/barman-cloud-check-wal-archive", "--cloud-provider", "aws-s3", "--endpoint-url", endpoint, "s3://" + bucket + "/pg", "pg-0"}, barmanEnv},
+		{"barman-cloud-check-wal-archive " + barmanVersion(), append(barmanArgv("barman-cloud-check-wal-archive"), "--cloud-provider", "aws-s3", "--endpoint-url", endpoint, "s3://" + bucket + "/pg", "pg-0"), barmanEnv},
 	}
 	if _, err := exec.LookPath("aws"); err == nil {
 		cmds = append(cmds, struct {

@@ -125,13 +125,18 @@ func judgePolicies(p providers.Policies, base, rp, rpField string, written bool)
 			noncurrent = true
 			notes = append(notes, fmt.Sprintf("%s on %s expires noncurrent versions after %d days", name, scope, rule.NoncurrentDays))
 		}
+		// a rule with tag or size conditions may not match barman's objects: a warning at most
+		failf := providers.Failf
+		if rule.Filtered {
+			failf = providers.Warnf
+		}
 		switch {
 		case onWALs:
-			fs = append(fs, providers.Failf("", "remove the lifecycle rule on "+wals+": barman-cloud's retention removes WAL files once no kept backup needs them",
+			fs = append(fs, failf("", "remove the lifecycle rule on "+wals+": barman-cloud's retention removes WAL files once no kept backup needs them",
 				"%s on %s acts on WAL files under %s (%s): barman-cloud deletes a WAL file only when no kept backup needs it, a lifecycle rule deletes or moves it regardless of the backups, which silently breaks point-in-time recovery", name, scope, wals, ruleAction(rule)))
 			continue
 		case rule.ExpireDays > 0 && (days == 0 || rule.ExpireDays <= days):
-			sev := providers.Failf
+			sev := failf
 			if !written {
 				sev = providers.Warnf
 			}
@@ -269,23 +274,26 @@ func runOverwrite(ctx context.Context, r *Run) Result {
 	return pass("wrote %s a second time and read the new content back, as barman-cloud ≥ 3.19 rewrites backup.info when a backup ends", p.key)
 }
 
-// lifetimeFindings are the endpoint's lifetimes: a certificate expiring within 30 days, a clock
-// more than 5 minutes off.
-func lifetimeFindings(rep providers.EndpointReport, skew time.Duration, skewOK bool, now time.Time) []providers.Finding {
-	var fs []providers.Finding
-	if !rep.NotAfter.IsZero() && rep.NotAfter.Sub(now) < ExpiryWarning {
-		fs = append(fs, providers.Warnf("", "renew the endpoint's certificate (and update endpointCA if its issuer changes)",
-			"the endpoint's certificate expires on %s (in %s): from then on barman-cloud fails with CERTIFICATE_VERIFY_FAILED", rep.NotAfter.UTC().Format(time.RFC3339), roughly(rep.NotAfter.Sub(now))))
+// certFindings: a server certificate expiring within 30 days.
+func certFindings(rep providers.EndpointReport, now time.Time) []providers.Finding {
+	if rep.NotAfter.IsZero() || rep.NotAfter.Sub(now) >= ExpiryWarning {
+		return nil
 	}
-	if skewOK && (skew > SkewWarning || skew < -SkewWarning) {
-		dir := "ahead of"
-		if skew < 0 {
-			dir, skew = "behind", -skew
-		}
-		fs = append(fs, providers.Warnf("", "synchronise the clocks (NTP) of the nodes running the database Pods and of the object store",
-			"the endpoint's clock (Date header) is %s %s this machine's: signed requests are refused beyond 15 minutes (SigV4's RequestTimeTooSkewed, Azure's shared key); if the database Pods' nodes are off the same way, barman-cloud fails", roughly(skew), dir))
+	return []providers.Finding{providers.Warnf("", "renew the endpoint's certificate (and update endpointCA if its issuer changes)",
+		"the endpoint's certificate expires on %s (in %s): from then on barman-cloud fails with CERTIFICATE_VERIFY_FAILED", rep.NotAfter.UTC().Format(time.RFC3339), roughly(rep.NotAfter.Sub(now)))}
+}
+
+// skewFindings: the store's clock more than 5 minutes from ours.
+func skewFindings(skew time.Duration) []providers.Finding {
+	if skew <= SkewWarning && skew >= -SkewWarning {
+		return nil
 	}
-	return fs
+	dir := "ahead of"
+	if skew < 0 {
+		dir, skew = "behind", -skew
+	}
+	return []providers.Finding{providers.Warnf("", "synchronise the clocks (NTP) of the nodes running the database Pods and of the object store",
+		"the store's clock (its Date header) is %s %s this machine's: signed requests are refused beyond 15 minutes (SigV4's RequestTimeTooSkewed, Azure's shared key); if the database Pods' nodes are off the same way, barman-cloud fails", roughly(skew), dir)}
 }
 
 func roughly(d time.Duration) string {

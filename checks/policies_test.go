@@ -40,6 +40,7 @@ func TestJudgePolicies(t *testing.T) {
 		{"expiration longer than retentionPolicy", providers.Policies{Rules: []providers.LifecycleRule{{Enabled: true, ExpireDays: 60}}}, "30d", true, []string{"warn: lifecycle rule on the whole bucket expires objects under prod/pg/ after 60 days, beyond retentionPolicy 30d"}, false},
 		{"any rule on wals/", providers.Policies{Rules: []providers.LifecycleRule{{ID: "w", Enabled: true, Prefix: "prod/pg/wals/", ExpireDays: 400}}}, "30d", true, []string{"fail: lifecycle rule w on prefix \"prod/pg/wals/\" acts on WAL files under prod/pg/wals/ (expires them after 400 days)"}, false},
 		{"a transition on wals/", providers.Policies{Rules: []providers.LifecycleRule{{Enabled: true, Prefix: "prod/pg/wals/0000", TransitionDays: 3, TransitionClass: "STANDARD_IA"}}}, "30d", true, []string{"fail: ", "moves them to STANDARD_IA after 3 days"}, false},
+		{"a rule with a tag condition on wals/ only warns", providers.Policies{Rules: []providers.LifecycleRule{{Enabled: true, Prefix: "prod/pg/wals/", Filtered: true, ExpireDays: 3}}}, "30d", true, []string{"warn: lifecycle rule on prefix \"prod/pg/wals/\" (with tag or size conditions) acts on WAL files"}, false},
 		{"disabled rule", providers.Policies{Rules: []providers.LifecycleRule{{Enabled: false, ExpireDays: 1}}}, "30d", true, nil, true},
 		{"rule on another server", providers.Policies{Rules: []providers.LifecycleRule{{Enabled: true, Prefix: "prod/other/", ExpireDays: 1}}}, "30d", true, nil, true},
 		{"transition to a cold tier", providers.Policies{Rules: []providers.LifecycleRule{{ID: "cold", Enabled: true, TransitionDays: 90, TransitionClass: "DEEP_ARCHIVE", NeedsRestore: true}}}, "30d", true, []string{"warn: lifecycle rule cold on the whole bucket moves objects under prod/pg/ to DEEP_ARCHIVE after 90 days: objects there must be restored"}, false},
@@ -157,17 +158,63 @@ func (d storeDriver) Connect(context.Context, *providers.Target, providers.Locat
 
 func TestLifetimeFindings(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	if fs := lifetimeFindings(providers.EndpointReport{NotAfter: now.Add(90 * 24 * time.Hour)}, time.Minute, true, now); len(fs) != 0 {
+	if fs := certFindings(providers.EndpointReport{NotAfter: now.Add(90 * 24 * time.Hour)}, now); len(fs) != 0 {
 		t.Errorf("findings %v", fs)
 	}
-	fs := lifetimeFindings(providers.EndpointReport{NotAfter: now.Add(10 * 24 * time.Hour)}, -7*time.Minute, true, now)
-	got := strings.Join(providertest.Findings(fs), "\n")
-	for _, w := range []string{"warn: the endpoint's certificate expires on 2026-12-12T12:00:00Z (in 10 days)", "warn: the endpoint's clock (Date header) is 7m0s behind this machine's", "SigV4"} {
+	if fs := certFindings(providers.EndpointReport{}, now); len(fs) != 0 {
+		t.Errorf("http://: %v", fs)
+	}
+	got := strings.Join(providertest.Findings(append(certFindings(providers.EndpointReport{NotAfter: now.Add(10 * 24 * time.Hour)}, now), skewFindings(-7*time.Minute)...)), "\n")
+	for _, w := range []string{"warn: the endpoint's certificate expires on 2026-12-12T12:00:00Z (in 10 days)", "warn: the store's clock (its Date header) is 7m0s behind this machine's", "SigV4"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("findings:\n%s\nwant %q", got, w)
 		}
 	}
-	if fs := lifetimeFindings(providers.EndpointReport{}, time.Hour, false, now); len(fs) != 0 {
-		t.Errorf("no Date header: %v", fs)
+	if fs := skewFindings(4 * time.Minute); len(fs) != 0 {
+		t.Errorf("4 minutes: %v", fs)
 	}
+}
+
+// The runner reads the store's clock from its answers: 20 minutes ahead warns in bucket.
+func TestRunnerClockSkew(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", time.Now().Add(20*time.Minute).UTC().Format(http.TimeFormat))
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	ep, _ := url.Parse(srv.URL)
+	store := &httpStore{MemStore: providertest.NewMemStore(ep)}
+	d := netDriver{memDriver{store.MemStore}, store}
+	m := Execute(context.Background(), []*targets.Target{target(targets.RoleBackup, d)}, Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second})
+	expect(t, m.Targets[0], "bucket=warn write=pass")
+	if b := m.Targets[0].Check(Bucket); b == nil || !strings.Contains(b.Message, "the store's clock (its Date header) is 20m0s ahead of this machine's") {
+		t.Errorf("bucket: %+v", b)
+	}
+}
+
+// httpStore asks its endpoint once through the run's network stack when the bucket is checked.
+type httpStore struct {
+	*providertest.MemStore
+	client *http.Client
+}
+
+func (s *httpStore) CheckBucket(ctx context.Context) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, s.Endpoint().String(), nil)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return s.MemStore.CheckBucket(ctx)
+}
+
+// netDriver connects an httpStore to the run's network stack.
+type netDriver struct {
+	memDriver
+	s *httpStore
+}
+
+func (d netDriver) Connect(_ context.Context, _ *providers.Target, _ providers.Location, n *providers.Net) (providers.Store, string, []providers.Finding) {
+	d.s.client = n.Client
+	return d.s, "memory", nil
 }

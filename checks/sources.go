@@ -254,7 +254,12 @@ func sourceWALs(ctx context.Context, r *Run) Result {
 	if err != nil {
 		return errResult(err, "")
 	}
-	res.Window = &w.report
+	if w.report.Earliest != nil || w.report.Latest != nil || w.report.FirstHole != nil {
+		if w.report.Timelines == nil {
+			w.report.Timelines = []int{}
+		}
+		res.Window = &w.report
+	}
 	for _, p := range w.problems {
 		fail(report.Fail, p, walFix)
 	}

@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"bufio"
 	"bytes"
 	"compress/bzip2"
 	"compress/gzip"
@@ -81,9 +82,16 @@ func decompressor(ext string, r io.Reader) (io.Reader, error) {
 	case ".snappy":
 		return snappy.NewReader(r), nil
 	case ".xz":
-		return xz.NewReader(r)
+		// the LZMA2 dictionary size is the stream's to choose (up to 1.5 GiB), and is allocated
+		// whole: larger than barman's largest (preset 9: 64 MiB) is refused before decoding
+		br := bufio.NewReaderSize(r, 64)
+		head, _ := br.Peek(32)
+		if err := xzDictOK(head); err != nil {
+			return nil, err
+		}
+		return xz.NewReader(br)
 	case ".zst":
-		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(64<<20))
+		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(64<<20), zstd.WithDecoderMaxWindow(64<<20))
 		if err != nil {
 			return nil, err
 		}
@@ -92,6 +100,52 @@ func decompressor(ext string, r io.Reader) (io.Reader, error) {
 		return lz4.NewReader(r), nil
 	}
 	return nil, fmt.Errorf("unknown compression suffix %q", ext)
+}
+
+// xzDictOK checks the first block header of an .xz stream: one LZMA2 filter whose dictionary is
+// at most 64 MiB (property byte 28).
+func xzDictOK(b []byte) error {
+	const streamHeader = 12
+	if len(b) < streamHeader+2 {
+		return errors.New("xz: too short")
+	}
+	h := b[streamHeader:]
+	size := (int(h[0]) + 1) * 4
+	if h[0] == 0 || len(h) < size || h[1]&0x3C != 0 {
+		return errors.New("xz: unexpected block header")
+	}
+	i := 2
+	varint := func() (uint64, bool) {
+		var v uint64
+		for shift := 0; i < size && shift < 63; shift += 7 {
+			c := h[i]
+			i++
+			v |= uint64(c&0x7F) << shift
+			if c&0x80 == 0 {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	if h[1]&0x40 != 0 { // compressed size
+		if _, ok := varint(); !ok {
+			return errors.New("xz: bad block header")
+		}
+	}
+	if h[1]&0x80 != 0 { // uncompressed size
+		if _, ok := varint(); !ok {
+			return errors.New("xz: bad block header")
+		}
+	}
+	id, ok1 := varint()
+	n, ok2 := varint()
+	if !ok1 || !ok2 || h[1]&0x03 != 0 || id != 0x21 || n != 1 || i >= size {
+		return errors.New("xz: not a single LZMA2 filter, as barman-cloud writes")
+	}
+	if d := h[i]; d > 28 {
+		return fmt.Errorf("xz: a dictionary of more than 64 MiB (property %d) is refused", d)
+	}
+	return nil
 }
 
 // headerReads are the successive byte limits of a compressed WAL's ranged reads: a WAL page

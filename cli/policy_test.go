@@ -186,3 +186,25 @@ func TestPolicyHostileNames(t *testing.T) {
 		t.Errorf("exit %d, %d policies: %s", code, len(doc.Policies), stderr)
 	}
 }
+
+// Live input: the Cluster and its ObjectStores are read, no Secret is (liveDyn counts none).
+func TestLivePolicy(t *testing.T) {
+	t.Parallel()
+	dyn := newLiveDyn()
+	code, stdout, stderr, _ := runLive(t, dyn, IOStreams{}, "policy", "--cluster", "pg", "-n", "db", "-o", "json")
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	var doc PolicyDocument
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || len(doc.Policies) == 0 {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	if p := doc.Policies[0]; p.Provider != "s3" || p.Bucket != "bucket" || p.Grants[0].Folder != "prefix/pg/" || p.Grants[0].Access != providers.ReadWrite {
+		t.Errorf("policy %+v", p)
+	}
+	for _, c := range dyn.recorded() {
+		if strings.Contains(c, " secrets ") {
+			t.Errorf("policy read a Secret: %s", c)
+		}
+	}
+}

@@ -138,7 +138,7 @@ spec:
 	plugin = strings.Replace(plugin, "destinationPath: "+s.dest+"\n    ", "destinationPath: "+s.dest+"\n    ", 1)
 
 	const source = "db/restored/recovery-source/origin"
-	const good = "write=skip delete=skip multipart=skip *=pass"
+	const good = "write=skip overwrite=skip delete=skip multipart=skip *=pass"
 	before := s.snapshot()
 	for name, doc := range map[string]string{"in-tree": inTree, "plugin": plugin} {
 		r := testenv.Check(t, doc)

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"encoding/xml"
 	"net/http"
 	"strings"
 	"testing"
@@ -160,48 +159,81 @@ func TestS3LifecycleRules(t *testing.T) {
 	}
 }
 
-// A store that refuses to overwrite an object (a write-once proxy in front of MinIO: a PUT of a
-// key that exists is refused, as a locked GCS bucket or an immutable Azure container does):
-// overwrite fails, and barman-cloud 3.13 fails the second upload of the same key too.
-func TestS3OverwriteRefusedAgreesWithBarman(t *testing.T) {
-	t.Parallel()
-	e, mc, bucket := minioBucket(t)
+// wormProxy is a write-once store in front of MinIO, as a locked GCS bucket or an immutable Azure
+// container behaves: a PUT of a key that exists is refused and, with deletes, so is every delete
+// (DELETE, and each key of a DeleteObjects). Only whole-object writes are judged (no multipart parts).
+func wormProxy(t *testing.T, e s3env, mc *minio.Client, bucket string, deletes bool) *testenv.FaultProxy {
 	proxy := testenv.NewFaultProxy(t, e.srv.Get("MINIO_ENDPOINT"))
+	const msg = "Object is WORM protected and cannot be overwritten or deleted"
 	proxy.Rule = func(w http.ResponseWriter, r *http.Request) bool {
 		key := strings.TrimPrefix(r.URL.Path, "/"+bucket+"/")
-		if r.Method != http.MethodPut || key == r.URL.Path || r.URL.Query().Has("uploadId") {
+		switch {
+		case deletes && r.Method == http.MethodPost && r.URL.Query().Has("delete"):
+			s3Error(w, http.StatusForbidden, "AccessDenied", msg)
+			return true
+		case deletes && r.Method == http.MethodDelete && key != r.URL.Path && !r.URL.Query().Has("uploadId"):
+			s3Error(w, http.StatusForbidden, "AccessDenied", msg)
+			return true
+		case r.Method != http.MethodPut || key == r.URL.Path || r.URL.Query().Has("uploadId"):
 			return false
 		}
 		if _, err := mc.StatObject(context.Background(), bucket, key, minio.StatObjectOptions{}); err != nil {
 			return false
 		}
-		w.Header().Set("Content-Type", "application/xml")
-		w.WriteHeader(http.StatusForbidden)
-		xml.NewEncoder(w).Encode(struct {
-			XMLName xml.Name `xml:"Error"`
-			Code    string
-			Message string
-		}{Code: "AccessDenied", Message: "Object is WORM protected and cannot be overwritten"})
+		s3Error(w, http.StatusForbidden, "AccessDenied", msg)
 		return true
 	}
-	c := e.root(bucket)
-	c.endpoint = proxy.URL
-	r := testenv.Check(t, c.yaml())
-	wantStatuses(t, r, backupTarget, "config=warn overwrite=fail backups=skip *=pass")
-	if o := r.CheckOf(backupTarget, "overwrite"); !strings.Contains(o.Message, "WORM") || !strings.Contains(o.Message, "barman-cloud ≥ 3.19 writes backup.info twice") {
-		t.Errorf("overwrite: %+v", o)
-	}
-	if len(r.Matrix.Targets[0].Leftovers) != 0 || testenv.Diff(nil, testenv.Snapshot(t, mc, bucket)) != "" {
-		t.Errorf("left behind: %v %v", r.Matrix.Targets[0].Leftovers, testenv.Snapshot(t, mc, bucket))
-	}
-	wal := walFile(t, "000000010000000000000002")
-	args := []string{"--cloud-provider", "aws-s3", "--endpoint-url", c.endpoint, c.dest(), "pg", wal}
-	if code, out := testenv.Barman(t, c.barmanEnv(""), "barman-cloud-wal-archive", args...); code != 0 {
-		t.Fatalf("first barman-cloud-wal-archive: exit %d\n%s", code, out)
-	}
-	if code, out := testenv.Barman(t, c.barmanEnv(""), "barman-cloud-wal-archive", args...); code == 0 || !strings.Contains(out, "WORM") {
-		t.Errorf("second barman-cloud-wal-archive of the same key: exit %d, want a failure naming the refusal\n%s", code, out)
-	}
+	return proxy
+}
+
+// A store that refuses to overwrite: overwrite fails, and barman-cloud 3.13 fails the second upload
+// of the same key too (what barman ≥ 3.19 does to backup.info). With deletes refused as well
+// (retention), delete fails and names the probe it could not remove, and barman-cloud-backup-delete
+// 3.13 fails on a seeded backup.
+func TestS3WriteOnceStoreAgreesWithBarman(t *testing.T) {
+	t.Parallel()
+	e, mc, bucket := minioBucket(t)
+	t.Run("overwrites refused", func(t *testing.T) {
+		proxy := wormProxy(t, e, mc, bucket, false)
+		c := e.root(bucket)
+		c.endpoint, c.prefix = proxy.URL, "overwrite"
+		r := testenv.Check(t, c.yaml())
+		wantStatuses(t, r, backupTarget, "config=warn overwrite=fail backups=skip *=pass")
+		if o := r.CheckOf(backupTarget, "overwrite"); !strings.Contains(o.Message, "WORM") || !strings.Contains(o.Message, "barman-cloud ≥ 3.19 writes backup.info twice") {
+			t.Errorf("overwrite: %+v", o)
+		}
+		if left := testenv.Snapshot(t, mc, bucket); len(r.Matrix.Targets[0].Leftovers) != 0 || len(left) != 0 {
+			t.Errorf("left behind: %v %v", r.Matrix.Targets[0].Leftovers, left)
+		}
+		args := []string{"--cloud-provider", "aws-s3", "--endpoint-url", c.endpoint, c.dest(), "pg", walFile(t, "000000010000000000000002")}
+		if code, out := testenv.Barman(t, c.barmanEnv(""), "barman-cloud-wal-archive", args...); code != 0 {
+			t.Fatalf("first barman-cloud-wal-archive: exit %d\n%s", code, out)
+		}
+		if code, out := testenv.Barman(t, c.barmanEnv(""), "barman-cloud-wal-archive", args...); code == 0 || !strings.Contains(out, "WORM") {
+			t.Errorf("second barman-cloud-wal-archive of the same key: exit %d, want a failure naming the refusal\n%s", code, out)
+		}
+	})
+	t.Run("overwrites and deletes refused", func(t *testing.T) {
+		proxy := wormProxy(t, e, mc, bucket, true)
+		c := e.root(bucket)
+		c.endpoint, c.prefix = proxy.URL, "retained"
+		r := testenv.Check(t, c.yaml())
+		wantStatuses(t, r, backupTarget, "config=warn overwrite=fail delete=fail backups=skip *=pass")
+		left := r.Matrix.Targets[0].Leftovers
+		if len(left) != 1 || !strings.HasPrefix(left[0], "retained/pg/cnpg-preflight-probe-") {
+			t.Errorf("leftovers %v: want the probe object the store refused to delete", left)
+		}
+		for _, k := range left {
+			testenv.Delete(t, mc, bucket, k)
+		}
+		if m := r.CheckOf(backupTarget, "multipart"); !strings.Contains(m.Message, "aborted") {
+			t.Errorf("multipart: %+v", m)
+		}
+		seedBackup(t, mc, bucket, c.prefix, "cloud")
+		if code, out := barmanDelete(t, c, c.barmanEnv(""), proxy.URL); code == 0 || !strings.Contains(out, "WORM") {
+			t.Errorf("barman-cloud-backup-delete 3.13 on a store refusing deletes: exit %d\n%s", code, out)
+		}
+	})
 }
 
 // Azurite SAS tokens with a short expiry and missing permissions: credentials names the expiry
@@ -246,4 +278,55 @@ func TestAzureSASLifetimesAgreeWithBarman(t *testing.T) {
 			t.Errorf("barman-cloud-check-wal-archive with an expired SAS succeeded:\n%s", out)
 		}
 	})
+}
+
+// The GCS emulator keeps a bucket's default event-based hold and versioning (it does not enforce
+// the hold, and keeps no retention policy or lifecycle rule: those are unit-tested on JSON API
+// answers). A held bucket fails store-policies and gets no probe object; a versioned one warns.
+func TestGCSBucketPolicies(t *testing.T) {
+	t.Parallel()
+	srv := testenv.Load(t)
+	sa := testenv.ServiceAccountJSON(t, "backup@test.iam.gserviceaccount.com")
+	t.Run("default event-based hold", func(t *testing.T) {
+		g := testenv.NewGCSBucketWith(t, srv.Get("GCS_EMULATOR_HOST"), map[string]any{"defaultEventBasedHold": true})
+		r := testenv.Check(t, gcsCluster(g.Bucket, saCreds, sa, ""))
+		wantStatuses(t, r, backupTarget, "store-policies=fail write=skip read=skip overwrite=skip delete=skip multipart=skip wal-archive=pass")
+		if sp := r.CheckOf(backupTarget, "store-policies"); !strings.Contains(sp.Message, "default event-based hold on every new object") || !strings.Contains(sp.Message, "backup.info") {
+			t.Errorf("store-policies: %+v", sp)
+		}
+		if w := r.CheckOf(backupTarget, "write"); !strings.Contains(w.Message, "a probe object could not be removed") {
+			t.Errorf("write: %+v", w)
+		}
+		if snap := g.Snapshot(t); len(snap) != 0 {
+			t.Errorf("objects written into a held bucket: %v", snap)
+		}
+	})
+	t.Run("versioning", func(t *testing.T) {
+		g := testenv.NewGCSBucketWith(t, srv.Get("GCS_EMULATOR_HOST"), map[string]any{"versioning": map[string]bool{"enabled": true}})
+		r := testenv.Check(t, gcsCluster(g.Bucket, saCreds, sa, ""))
+		wantStatuses(t, r, backupTarget, "config=warn store-policies=warn backups=skip *=pass")
+		if sp := r.CheckOf(backupTarget, "store-policies"); !strings.Contains(sp.Message, "versioning is on and no lifecycle rule expires noncurrent versions") {
+			t.Errorf("store-policies: %+v", sp)
+		}
+	})
+}
+
+// A server certificate expiring in 10 days (a TLS proxy in front of MinIO): endpoint warns with the
+// date while barman-cloud 3.13 still succeeds today.
+func TestS3CertificateExpiringSoonAgreesWithBarman(t *testing.T) {
+	t.Parallel()
+	e, _, bucket := minioBucket(t)
+	ch := testenv.NewChain(t, testenv.ChainOptions{LeafTTL: 10 * 24 * time.Hour})
+	proxy := testenv.NewTLSProxy(t, e.srv.Get("MINIO_ENDPOINT"), ch.Cert)
+	c := e.root(bucket)
+	c.endpoint, c.ca = proxy.URL, ch.RootPEM
+	r := testenv.Check(t, c.yaml())
+	wantStatuses(t, r, backupTarget, "config=warn endpoint=warn backups=skip *=pass")
+	if ec := r.CheckOf(backupTarget, "endpoint"); !strings.Contains(ec.Message, "the endpoint's certificate expires on") || !strings.Contains(ec.Message, "(in 9 days)") || !strings.Contains(ec.Remediation, "renew") {
+		t.Errorf("endpoint: %+v", ec)
+	}
+	code, out := testenv.Barman(t, c.barmanEnv(writeTemp(t, "ca.pem", ch.RootPEM)), "barman-cloud-check-wal-archive", "--cloud-provider", "aws-s3", "--endpoint-url", proxy.URL, c.dest(), "pg")
+	if code != 0 {
+		t.Errorf("barman-cloud-check-wal-archive: exit %d\n%s", code, out)
+	}
 }

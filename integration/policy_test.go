@@ -282,29 +282,29 @@ func removals(t *testing.T, doc any) []removal {
 type want struct{ checks, barman string }
 
 var s3BackupMatrix = map[string]want{
-	"s3:ListBucket (BarmanHeadBucket)":                  {"bucket", "barman-cloud-wal-archive,barman-cloud-backup,barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
-	"s3:ListBucket (BarmanListServerFolders)":           {"list,backups,wal-archive", "barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
-	"s3:PutObject (BarmanReadWriteServerFolders)":       {"write,multipart", "barman-cloud-wal-archive,barman-cloud-backup"},
-	"s3:GetObject (BarmanReadWriteServerFolders)":       {"read", "barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
-	"s3:DeleteObject (BarmanReadWriteServerFolders)":    {"delete", "barman-cloud-backup-delete"},
+	"s3:ListBucket (BarmanHeadBucket)":                {"bucket", "barman-cloud-wal-archive,barman-cloud-backup,barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
+	"s3:ListBucket (BarmanListServerFolders)":         {"list,wal-archive", "barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
+	"s3:PutObject (BarmanReadWriteServerFolders)":     {"multipart,write", "barman-cloud-wal-archive,barman-cloud-backup"},
+	"s3:GetObject (BarmanReadWriteServerFolders)":     {"delete,read", "barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
+	"s3:DeleteObject (BarmanReadWriteServerFolders)":  {"delete", "barman-cloud-backup-delete"},
 	abortMultipar + " (BarmanReadWriteServerFolders)": {"", ""},
 }
 
 var s3SourceMatrix = map[string]want{
 	"s3:ListBucket (BarmanHeadBucket)":        {"bucket", "barman-cloud-backup-list,barman-cloud-restore,barman-cloud-wal-restore"},
-	"s3:ListBucket (BarmanListServerFolders)": {"list,backups,wal-archive", "barman-cloud-backup-list,barman-cloud-restore,barman-cloud-wal-restore"},
-	"s3:GetObject (BarmanReadSourceFolders)":  {"read,backups", "barman-cloud-backup-list,barman-cloud-restore,barman-cloud-wal-restore"},
+	"s3:ListBucket (BarmanListServerFolders)": {"backups,list,read,wal-archive", "barman-cloud-backup-list,barman-cloud-restore,barman-cloud-wal-restore"},
+	"s3:GetObject (BarmanReadSourceFolders)":  {"backups,read", "barman-cloud-backup-list,barman-cloud-restore,barman-cloud-wal-restore"},
 }
 
 var azureBackupMatrix = map[string]want{
-	"r": {"read", "barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
-	"w": {"write,multipart", "barman-cloud-wal-archive,barman-cloud-backup"},
+	"r": {"delete,read", "barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
+	"w": {"multipart,write", "barman-cloud-wal-archive,barman-cloud-backup"},
 	"d": {"delete", "barman-cloud-backup-delete"},
 	"l": {"bucket", "barman-cloud-wal-archive,barman-cloud-backup,barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
 }
 
 var azureSourceMatrix = map[string]want{
-	"r": {"read,backups", "barman-cloud-backup-list,barman-cloud-restore,barman-cloud-wal-restore"},
+	"r": {"backups,read", "barman-cloud-backup-list,barman-cloud-restore,barman-cloud-wal-restore"},
 	"l": {"bucket", "barman-cloud-backup-list,barman-cloud-restore,barman-cloud-wal-restore"},
 }
 

@@ -360,7 +360,7 @@ func TestS3EncryptionRefusedAgreesWithBarman(t *testing.T) {
 	c.extra = "      wal:\n        encryption: AES256"
 	before := testenv.Snapshot(t, mc, bucket)
 	r := testenv.Check(t, c.yaml())
-	wantStatuses(t, r, backupTarget, "config=warn write=fail read=skip delete=skip multipart=fail backups=skip *=pass")
+	wantStatuses(t, r, backupTarget, "config=warn write=fail read=skip overwrite=skip delete=skip multipart=fail backups=skip *=pass")
 	if msg := r.CheckOf(backupTarget, "write").Message; !strings.Contains(strings.ToLower(msg), "kms") && !strings.Contains(strings.ToLower(msg), "encrypt") {
 		t.Errorf("write message does not name encryption: %s", msg)
 	}
@@ -381,7 +381,7 @@ func TestS3ReadOnlyFlagAndSources(t *testing.T) {
 	before := testenv.Snapshot(t, mc, bucket)
 
 	r := testenv.Check(t, c.yaml(), "--read-only")
-	wantStatuses(t, r, backupTarget, "config=warn write=skip read=skip delete=skip multipart=skip backups=skip *=pass")
+	wantStatuses(t, r, backupTarget, "config=warn write=skip read=skip overwrite=skip delete=skip multipart=skip backups=skip *=pass")
 
 	// A recovery source is never written, with or without --read-only.
 	src := fmt.Sprintf(`apiVersion: postgresql.cnpg.io/v1
@@ -405,7 +405,7 @@ metadata: {name: store-creds, namespace: db}
 stringData: {ACCESS_KEY_ID: %s, ACCESS_SECRET_KEY: %s}
 `, bucket, c.endpoint, c.key, c.secret)
 	r = testenv.Check(t, src)
-	wantStatuses(t, r, "db/pg/recovery-source/origin", "write=skip delete=skip multipart=skip backups=fail *=pass")
+	wantStatuses(t, r, "db/pg/recovery-source/origin", "write=skip overwrite=skip delete=skip multipart=skip backups=fail *=pass")
 	if d := testenv.Diff(before, testenv.Snapshot(t, mc, bucket)); d != "" {
 		t.Errorf("a read-only run changed the bucket:\n%s", d)
 	}

@@ -162,10 +162,10 @@ func runTopology(t *testing.T, s e2eStore) {
 		}
 	}
 	const (
-		probed   = "backups=skip *=pass"                              // a backup destination, written and read back
-		readOnly = "write=skip delete=skip multipart=skip *=pass"     // a source with backups and WAL
-		ownEntry = "config=pass *=skip"                               // self: configuration only
-		dormant  = "read=skip write=skip delete=skip multipart=skip " // a peer not written yet
+		probed   = "backups=skip *=pass"                                             // a backup destination, written and read back
+		readOnly = "write=skip overwrite=skip delete=skip multipart=skip *=pass"     // a source with backups and WAL
+		ownEntry = "config=pass *=skip"                                              // self: configuration only
+		dormant  = "read=skip write=skip overwrite=skip delete=skip multipart=skip " // a peer not written yet
 	)
 
 	// pg-south, the primary, archives and takes a base backup.

@@ -275,3 +275,12 @@ func TestDeepDocumentRefused(t *testing.T) {
 		t.Errorf("deep document: %v", err)
 	}
 }
+
+// A Cluster's status (live, or kept in a file) carries its system identifier.
+func TestStatusSystemID(t *testing.T) {
+	s := NewSet()
+	err := s.Add("x.yaml", []byte("apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: a, namespace: db}\nspec: {}\nstatus:\n  systemID: \"7714714304834387594\"\n  timelineID: 2\n"), "default")
+	if err != nil || len(s.Clusters) != 1 || s.Clusters[0].Status == nil || s.Clusters[0].Status.SystemID != "7714714304834387594" || s.Clusters[0].Status.TimelineID != 2 {
+		t.Fatalf("%v %+v", err, s.Clusters)
+	}
+}

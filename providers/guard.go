@@ -54,6 +54,7 @@ func (g *guard) RoundTrip(r *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, err := g.inner.RoundTrip(r)
 	if err == nil {
+		g.n.noteDate(resp.Header, start)
 		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 			if loc := resp.Header.Get("Location"); loc != "" {
 				resp.Header.Set(RedirectLocationHeader, loc)

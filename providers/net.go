@@ -41,6 +41,8 @@ type Net struct {
 	warm        map[string]net.Conn // addr -> established connection (TLS done for https)
 	partialOnly bool                // a handshake verified only through a partial chain
 	notAfter    time.Time           // the earliest expiry of a verified server certificate
+	skew        time.Duration       // the endpoint's clock minus ours (see ClockSkew)
+	skewOK      bool
 }
 
 // NetOptions configure a Net.
@@ -336,28 +338,31 @@ func isTLSServer(ctx context.Context, conn net.Conn, host string) (bool, error) 
 	return strings.HasPrefix(text, "http/") && strings.Contains(text, "http request to an https server"), nil
 }
 
-// ClockSkew asks the endpoint for its time (one HEAD / through the guarded client, answered with
-// any status) and returns how far its Date header is from this machine's clock at the middle of
-// the request; ok is false when the answer carries no usable Date.
-func (n *Net) ClockSkew(ctx context.Context, u *url.URL) (skew time.Duration, ok bool) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second) // as long as Probe waits for an http:// answer
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/"}).String(), nil)
-	if err != nil {
-		return 0, false
+// ClockSkew is how far the endpoint's clock (the Date header of the first answer that carried one)
+// is from this machine's at the middle of that request; ok is false before any such answer.
+func (n *Net) ClockSkew() (skew time.Duration, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.skew, n.skewOK
+}
+
+// noteDate records the clock skew the first answer with a Date header shows (start: when its
+// request was sent).
+func (n *Net) noteDate(h http.Header, start time.Time) {
+	d := h.Get("Date")
+	if d == "" {
+		return
 	}
-	start := time.Now()
-	resp, err := n.Client.Do(req)
+	date, err := http.ParseTime(d)
 	if err != nil {
-		return 0, false
+		return
 	}
-	resp.Body.Close()
 	mid := start.Add(time.Since(start) / 2)
-	date, err := http.ParseTime(resp.Header.Get("Date"))
-	if err != nil {
-		return 0, false
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.skewOK {
+		n.skew, n.skewOK = date.Sub(mid.Truncate(time.Second)), true
 	}
-	return date.Sub(mid.Truncate(time.Second)), true
 }
 
 // proxyFix is the remediation of a proxy that cannot be used.

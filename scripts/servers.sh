@@ -36,13 +36,16 @@ start_bg() { # name cmd...
 
 certs() {
   local d=$RUN/tls
-  [ -f "$d/ca.crt" ] && return
+  # kept while the server certificate has more than 31 days left: the endpoint check warns
+  # about a certificate expiring within 30 days
+  [ -f "$d/ca.crt" ] && openssl x509 -checkend $((31 * 86400)) -noout -in "$d/minio/public.crt" >/dev/null 2>&1 && return
+  rm -f "$d/admin.crt" # signed by the CA made again below
   mkdir -p "$d/minio"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=cnpg-preflight test CA" \
+  openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=cnpg-preflight test CA" \
     -keyout "$d/ca.key" -out "$d/ca.crt" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=keyCertSign,cRLSign" 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$d/minio/private.key" -out "$d/server.csr" 2>/dev/null
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf"
-  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 30 \
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 365 \
     -extfile "$d/ext.cnf" -out "$d/minio/public.crt" 2>/dev/null
 }
 
@@ -51,7 +54,7 @@ kube_certs() {
   [ -f "$d/admin.crt" ] && return
   openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=preflight-admin" -keyout "$d/admin.key" -out "$d/admin.csr" 2>/dev/null
   printf 'extendedKeyUsage=clientAuth\n' >"$d/client.cnf"
-  openssl x509 -req -in "$d/admin.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 30 -extfile "$d/client.cnf" -out "$d/admin.crt" 2>/dev/null
+  openssl x509 -req -in "$d/admin.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 365 -extfile "$d/client.cnf" -out "$d/admin.crt" 2>/dev/null
   openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
   openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
 }

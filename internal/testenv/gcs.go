@@ -22,8 +22,19 @@ type GCS struct {
 // NewGCSBucket creates a fresh bucket on the emulator; it is deleted (with its objects) at the end.
 func NewGCSBucket(t testing.TB, host string) *GCS {
 	t.Helper()
+	return NewGCSBucketWith(t, host, nil)
+}
+
+// NewGCSBucketWith creates a fresh bucket with more of the JSON API's bucket fields (e.g.
+// "defaultEventBasedHold": true, "versioning": {"enabled": true}); deleted at the end.
+func NewGCSBucketWith(t testing.TB, host string, attrs map[string]any) *GCS {
+	t.Helper()
 	g := &GCS{Base: "http://" + host, Bucket: Unique("pf-")}
-	body, _ := json.Marshal(map[string]string{"name": g.Bucket})
+	fields := map[string]any{"name": g.Bucket}
+	for k, v := range attrs {
+		fields[k] = v
+	}
+	body, _ := json.Marshal(fields)
 	g.do(t, "POST", "/storage/v1/b?project=test", body, http.StatusOK)
 	t.Cleanup(func() {
 		for k := range g.Snapshot(t) {

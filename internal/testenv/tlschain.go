@@ -26,14 +26,14 @@ type Chain struct {
 
 // ChainOptions vary the certificates.
 type ChainOptions struct {
-	LeafTTL time.Duration // leaf validity from now (default 30 days)
+	LeafTTL time.Duration // leaf validity from now (default 300 days: the endpoint check warns within 30)
 }
 
 // NewChain generates a root → intermediate → leaf chain.
 func NewChain(t testing.TB, o ChainOptions) *Chain {
 	t.Helper()
 	if o.LeafTTL == 0 {
-		o.LeafTTL = 30 * 24 * time.Hour
+		o.LeafTTL = 300 * 24 * time.Hour
 	}
 	now := time.Now().Add(-time.Hour)
 	key := func() *ecdsa.PrivateKey {
