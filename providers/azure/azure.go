@@ -203,6 +203,7 @@ func (Driver) CA(ctx context.Context, t *providers.Target) ([]byte, []providers.
 func (Driver) Connect(ctx context.Context, t *providers.Target, loc providers.Location, n *providers.Net) (providers.Store, string, []providers.Finding) {
 	cr := t.Conf.AzureCredentials
 	red := &providers.Redactor{}
+	red.Add(t.Env["AZURE_CLIENT_SECRET"]) // the default chain may use it (see defaultCredential)
 	opts := &container.ClientOptions{ClientOptions: policy.ClientOptions{
 		Transport: n.Client,
 		Retry:     policy.RetryOptions{MaxRetries: 3, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second},
