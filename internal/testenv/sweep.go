@@ -81,6 +81,48 @@ func SecretValues(doc string) []string {
 			}
 		}
 	}
+	// Secrets of the backup clients' environments: values of variables named like a secret, and
+	// passwords inside proxy URLs.
+	secretName := func(n string) bool {
+		n = strings.ToUpper(n)
+		return !strings.HasSuffix(n, "KEY_ID") && (strings.Contains(n, "SECRET") || strings.Contains(n, "TOKEN") || strings.Contains(n, "PASSWORD") || strings.HasSuffix(n, "_KEY"))
+	}
+	addEnv := func(ns, name string, v []byte) {
+		if secretName(name) {
+			add(string(v))
+		}
+		if u, err := url.Parse(strings.TrimSpace(string(v))); err == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok {
+				add(pw)
+			}
+		}
+	}
+	envs := func(ns string, env []manifest.EnvVar) {
+		for _, e := range env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				if sec := set.Secret(ns, e.ValueFrom.SecretKeyRef.Name); sec != nil {
+					addEnv(ns, e.Name, sec.Data[e.ValueFrom.SecretKeyRef.Key])
+				}
+			}
+		}
+	}
+	for _, c := range set.Clusters {
+		envs(c.Meta.Namespace, c.Spec.Env)
+		for _, ef := range c.Spec.EnvFrom {
+			if ef.SecretRef != nil {
+				if sec := set.Secret(c.Meta.Namespace, ef.SecretRef.Name); sec != nil {
+					for k, v := range sec.Data {
+						addEnv(c.Meta.Namespace, ef.Prefix+k, v)
+					}
+				}
+			}
+		}
+	}
+	for _, o := range set.ObjectStores {
+		if o.Spec.InstanceSidecarConfiguration != nil {
+			envs(o.Meta.Namespace, o.Spec.InstanceSidecarConfiguration.Env)
+		}
+	}
 	return out
 }
 
