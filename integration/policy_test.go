@@ -362,6 +362,7 @@ func orNone(s string) string {
 // TestPolicyProof runs the proof on MinIO (IAM policies) and Azurite (SAS letters) with one
 // PostgreSQL 15 server, which archives to MinIO with exactly the generated backup policy.
 func TestPolicyProof(t *testing.T) {
+	t.Parallel() // ~5 minutes, mostly waiting on barman-cloud and PostgreSQL
 	e, _, bucket := minioBucket(t)
 	mc := testenv.MC(t, e.srv)
 	ep := e.srv.Get("MINIO_ENDPOINT")
