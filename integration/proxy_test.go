@@ -167,3 +167,72 @@ func indent(s, pfx string) string {
 	}
 	return b.String()
 }
+
+// The same proxy rules with Azure: barman-cloud's Azure client (azure-storage-blob over requests)
+// and our azblob transport, against a real tinyproxy in front of Azurite over TLS whose allow-list
+// lets localhost through and blocks 127.0.0.1, with the proxy from the Cluster's spec.env.
+func TestAzureProxyAgreesWithBarman(t *testing.T) {
+	t.Parallel()
+	srv := testenv.Load(t)
+	tlsURL, _ := url.Parse(srv.Get("AZURITE_TLS_ENDPOINT"))
+	port := tlsURL.Port()
+	allowed, blocked := "https://localhost:"+port, "https://127.0.0.1:"+port
+	az := testenv.NewAzureContainer(t, allowed, srv.Get("AZURITE_ACCOUNT"), srv.Get("AZURITE_KEY"), srv.Get("TLS_CA"))
+	ca, err := os.ReadFile(srv.Get("TLS_CA"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.StartTinyproxy(t, "^localhost$")
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + ln.Addr().String() // nothing listens there
+	ln.Close()
+	for _, sc := range []struct {
+		name     string
+		endpoint string
+		env      map[string]string
+		pass     bool
+		msg      string // in the endpoint check's message
+	}{
+		{"through the proxy", allowed, map[string]string{"HTTPS_PROXY": proxy.URL}, true, "through the proxy " + proxy.URL},
+		{"destination blocked by the proxy's allow-list", blocked, map[string]string{"HTTPS_PROXY": proxy.URL}, false, "the proxy's fault"},
+		{"proxy unreachable", allowed, map[string]string{"https_proxy": dead}, false, "the proxy's fault"},
+		{"NO_PROXY bypasses the proxy", allowed, map[string]string{"HTTPS_PROXY": dead, "NO_PROXY": "localhost"}, true, "localhost:" + port + ": DNS"},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			cs := strings.Replace(az.ConnectionString(), allowed, sc.endpoint, 1)
+			dest := strings.Replace(az.Destination("proxy"), allowed, sc.endpoint, 1)
+			extra := "      endpointCA: {name: az, key: ca.crt}\n  env:\n"
+			for k, v := range sc.env {
+				extra += fmt.Sprintf("  - {name: %s, value: %q}\n", k, v)
+			}
+			before := proxy.Connects("localhost:" + port)
+			r := testenv.Check(t, azCluster(dest, connStrCreds, map[string]string{"AZURE_CONNECTION_STRING": cs, "ca.crt": string(ca)}, strings.TrimSuffix(extra, "\n")), "--read-only")
+			ec := r.CheckOf(backupTarget, "endpoint")
+			if sc.pass {
+				wantStatuses(t, r, backupTarget, "credentials=pass bucket=pass list=pass wal-archive=pass")
+				if ec.Status == "fail" {
+					t.Errorf("endpoint: %+v", ec)
+				}
+			} else {
+				wantStatuses(t, r, backupTarget, "credentials=pass endpoint=fail bucket=skip list=skip wal-archive=skip")
+			}
+			if !strings.Contains(ec.Message, sc.msg) {
+				t.Errorf("endpoint: %q, want %q", ec.Message, sc.msg)
+			}
+			assertClean(t, r, az.Key)
+			ours := proxy.Connects("localhost:"+port) - before
+			env := map[string]string{"AZURE_STORAGE_CONNECTION_STRING": cs, "REQUESTS_CA_BUNDLE": srv.Get("TLS_CA")}
+			for k, v := range sc.env {
+				env[k] = v
+			}
+			code, out := barmanAzure(t, env, "barman-cloud-check-wal-archive", dest, "pg")
+			if (code == 0) != sc.pass {
+				t.Errorf("barman-cloud-check-wal-archive 3.13: exit %d, we say pass=%v\n%s", code, sc.pass, out)
+			}
+			theirs := proxy.Connects("localhost:"+port) - before - ours
+			if strings.Contains(sc.msg, "through the proxy") && (ours == 0 || theirs == 0) {
+				t.Errorf("CONNECTs through the proxy: ours %d, barman's %d\n%s", ours, theirs, proxy.Log())
+			}
+		})
+	}
+}
