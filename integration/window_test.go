@@ -246,16 +246,15 @@ func TestWindowEndWALNeverArchivedAzure(t *testing.T) {
 	runEndWALNeverArchived(t, azureE2E(t))
 }
 
-// The archive_command fails from just before a backup on, and the server stops: the backup
-// completes (barman-cloud-backup does not wait for its WAL) but its end_wal is never archived.
+// A completed backup whose end_wal is not in the archive. barman-cloud-backup 3.13 waits until its
+// end_wal is archived (with the archive_command failing it never completes), so a completed backup
+// without its end_wal comes from the archive losing it afterwards (a lifecycle rule, a clean-up):
+// the segment is deleted once the backup completed, and the server stopped.
 func runEndWALNeverArchived(t *testing.T, s e2eStore) {
 	const server = "origin"
 	pg := testenv.StartPostgres(t, s.env, append(append([]string{}, s.barman...), "--gzip", s.dest, server)...)
 	pg.SQL("CREATE TABLE t AS SELECT generate_series(1, 10000) AS i")
-	archiveThrough(t, pg, pg.SQL("SELECT pg_walfile_name(pg_current_wal_lsn())"))
-	pg.PauseArchiving()
 	pg.Backup(append(append([]string{}, s.barman...), s.dest, server)...)
-	pg.StopImmediate()
 	var info string
 	for _, k := range s.list() {
 		if strings.HasSuffix(k, "/backup.info") {
@@ -263,16 +262,19 @@ func runEndWALNeverArchived(t *testing.T, s e2eStore) {
 		}
 	}
 	endWAL := field(info, "end_wal")
+	archiveThrough(t, pg, nextSegment(endWAL, 1))
+	pg.Stop()
+	s.del(s.keyOf(server + "/wals/" + endWAL[:16] + "/" + endWAL + ".gz"))
 	for _, k := range s.list() {
-		if strings.Contains(k, endWAL) {
-			t.Fatalf("end_wal %s was archived: %s", endWAL, k)
+		if filepath.Base(k) == endWAL+".gz" {
+			t.Fatalf("end_wal %s still there: %s", endWAL, k)
 		}
 	}
 	r := testenv.Check(t, sourceDoc(s, server))
 	const src = "db/restored/recovery-source/origin"
 	wantStatuses(t, r, src, "backups=pass wal-archive=fail")
 	msg := r.CheckOf(src, checks.WALArchive).Message
-	if !strings.Contains(msg, "end_wal was never archived") || !strings.Contains(msg, endWAL) {
+	if !strings.Contains(msg, "end_wal was never archived") || !strings.Contains(msg, endWAL) || !strings.Contains(msg, "the latest completed backup") {
 		t.Errorf("end_wal %s: %s", endWAL, msg)
 	}
 	t.Logf("wal-archive: %s", msg)
