@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -164,7 +165,7 @@ aws --endpoint-url %s s3 rm s3://%s/aws/probe.txt >/dev/null
 		env  []string
 	}{
 		{"cnpg-preflight (full matrix)", []string{bin, "check", "-f", one, "-o", "json"}, nil},
-		{"barman-cloud-check-wal-archive " + barmanVersion(), append(barmanArgv("barman-cloud-check-wal-archive"), "--cloud-provider", "aws-s3", "--endpoint-url", endpoint, "s3://" + bucket + "/pg", "pg-0"), barmanEnv},
+		{"barman-cloud-check-wal-archive " + barmanVersion(), append(barmanArgv("barman-cloud-check-wal-archive"), "--cloud-provider", "aws-s3", "--endpoint-url", endpoint, "s3://"+bucket+"/pg", "pg-0"), barmanEnv},
 	}
 	if _, err := exec.LookPath("aws"); err == nil {
 		cmds = append(cmds, struct {
@@ -253,11 +254,23 @@ aws --endpoint-url %s s3 rm s3://%s/aws/probe.txt >/dev/null
 	// 6. Hostile endpoints: time to the verdict and peak RSS under endless or lying answers.
 	res.Hostile = hostileStreams(bin, tmp)
 
+	// BENCH_SKIP=serve,window keeps those sections of the last results (they take minutes: the
+	// serve window, and seeding 100,000 objects).
+	var last results
+	if b, err := os.ReadFile(filepath.Join(out, "results.json")); err == nil {
+		json.Unmarshal(b, &last)
+	}
+	skip := strings.Split(os.Getenv("BENCH_SKIP"), ",")
+
 	// 7. serve: steady state with 100 targets at a 1-minute interval.
-	res.Serve = benchServe(bin, tmp, bucket, endpoint)
+	if res.Serve = last.Serve; !slices.Contains(skip, "serve") {
+		res.Serve = benchServe(bin, tmp, bucket, endpoint)
+	}
 
 	// 8. The recovery window of a source with 10,000 and 100,000 archived segments.
-	res.Window = benchWindow(bin, tmp, []int{10000, 100000})
+	if res.Window = last.Window; !slices.Contains(skip, "window") {
+		res.Window = benchWindow(bin, tmp, []int{10000, 100000})
+	}
 	return write(out, res)
 }
 
@@ -390,7 +403,9 @@ func countingProxy(target string, delay time.Duration) (string, *atomic.Int64) {
 // the multipart upload (create, then both parts at once) runs alongside write→read→delete→head.
 func criticalPath() map[string]any {
 	chain := []string{"HEAD / (http:// sniff; a TLS handshake instead for https)", "HeadBucket",
-		"PutObject", "GetObject", "DeleteObject", "HeadObject (confirm gone)", // ∥ CreateMultipartUpload, UploadPart×2 (concurrent)
+		"GetBucketVersioning ∥ GetObjectLockConfiguration ∥ GetBucketLifecycleConfiguration (store-policies)",
+		"PutObject", "GetObject", "PutObject (overwrite)", "GetObject (overwrite)", "DeleteObject", "HeadObject (confirm gone)",
+		// ∥ CreateMultipartUpload, UploadPart (concurrent); list, backups, wal-archive, system-id alongside
 		"CompleteMultipartUpload", "DeleteObject (multipart)"}
 	return map[string]any{"requests": len(chain), "chain": chain}
 }

@@ -272,17 +272,7 @@ func (n *Net) Probe(ctx context.Context, u *url.URL) (EndpointReport, error) {
 			}
 			return rep, &Error{Op: op, Kind: KindTLS, Msg: "TLS handshake with " + addr + ": " + redactText(err.Error())}
 		}
-		rep.TLS = time.Since(t2)
-		rep.TLSVer = tls.VersionName(tc.ConnectionState().Version)
-		if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
-			rep.NotAfter = pc[0].NotAfter
-		}
-		n.mu.Lock()
-		if n.partialOnly {
-			rep.Notes = append(rep.Notes, "the endpointCA bundle verifies the server only through a certificate that is not a self-signed root (an intermediate CA, or the server's own certificate): "+
-				n.trust.Client+" accepts that (OpenSSL's partial chains), but older backup-client images (Python < 3.13 or urllib3 < 2.4: CNPG's bookworm and bullseye images, the plugin before v0.4.0, Debian's barman packages) refuse it with CERTIFICATE_VERIFY_FAILED")
-		}
-		n.mu.Unlock()
+		n.handshakeDone(&rep, tc, t2)
 		conn = tc
 	} else if tlsServer, err := isTLSServer(ctx, conn, host); err != nil {
 		conn.Close()
@@ -362,6 +352,23 @@ func (n *Net) noteDate(h http.Header, start time.Time) {
 	defer n.mu.Unlock()
 	if !n.skewOK {
 		n.skew, n.skewOK = date.Sub(mid.Truncate(time.Second)), true
+	}
+}
+
+// handshakeDone records a finished TLS handshake (started at start) into rep: its time, version,
+// the certificate's expiry, and the note when only a partial chain verified the server.
+func (n *Net) handshakeDone(rep *EndpointReport, tc *tls.Conn, start time.Time) {
+	rep.TLS = time.Since(start)
+	st := tc.ConnectionState()
+	rep.TLSVer = tls.VersionName(st.Version)
+	if len(st.PeerCertificates) > 0 {
+		rep.NotAfter = st.PeerCertificates[0].NotAfter
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.partialOnly {
+		rep.Notes = append(rep.Notes, "the endpointCA bundle verifies the server only through a certificate that is not a self-signed root (an intermediate CA, or the server's own certificate): "+
+			n.trust.Client+" accepts that (OpenSSL's partial chains), but older backup-client images (Python < 3.13 or urllib3 < 2.4: CNPG's bookworm and bullseye images, the plugin before v0.4.0, Debian's barman packages) refuse it with CERTIFICATE_VERIFY_FAILED")
 	}
 }
 
@@ -492,16 +499,8 @@ func (n *Net) probeProxied(ctx context.Context, u *url.URL, p *url.URL, rep Endp
 			}
 			return rep, &Error{Op: "TLS handshake", Kind: KindTLS, Msg: "TLS handshake with " + target + " through the proxy: " + redactText(err.Error())}
 		}
-		rep.TLS = time.Since(t2)
-		rep.TLSVer = tls.VersionName(tc.ConnectionState().Version)
-		if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
-			rep.NotAfter = pc[0].NotAfter
-		}
+		n.handshakeDone(&rep, tc, t2)
 		n.mu.Lock()
-		if n.partialOnly {
-			rep.Notes = append(rep.Notes, "the endpointCA bundle verifies the server only through a certificate that is not a self-signed root (an intermediate CA, or the server's own certificate): "+
-				n.trust.Client+" accepts that (OpenSSL's partial chains), but older backup-client images (Python < 3.13 or urllib3 < 2.4: CNPG's bookworm and bullseye images, the plugin before v0.4.0, Debian's barman packages) refuse it with CERTIFICATE_VERIFY_FAILED")
-		}
 		if old := n.warm[target]; old != nil {
 			old.Close()
 		}
