@@ -306,28 +306,28 @@ type want struct{ checks, barman string }
 
 var s3BackupMatrix = map[string]want{
 	"s3:ListBucket (BarmanHeadBucket)":                {"bucket", "barman-cloud-wal-archive,barman-cloud-backup,barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
-	"s3:ListBucket (BarmanListServerFolders)":         {"list,wal-archive", "barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
+	"s3:ListBucket (BarmanListServerFolders)":         {"list,system-id,wal-archive", "barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
 	"s3:PutObject (BarmanReadWriteServerFolders)":     {"multipart,write", "barman-cloud-wal-archive,barman-cloud-backup"},
-	"s3:GetObject (BarmanReadWriteServerFolders)":     {"delete,read", "barman-cloud-wal-restore,barman-cloud-backup-delete"},
+	"s3:GetObject (BarmanReadWriteServerFolders)":     {"delete,overwrite,read", "barman-cloud-wal-restore,barman-cloud-backup-delete"},
 	"s3:DeleteObject (BarmanReadWriteServerFolders)":  {"delete", "barman-cloud-backup-delete"},
 	abortMultipar + " (BarmanReadWriteServerFolders)": {"", ""},
 }
 
 var s3SourceMatrix = map[string]want{
 	"s3:ListBucket (BarmanHeadBucket)":        {"bucket", "barman-cloud-backup-list,barman-cloud-restore,barman-cloud-wal-restore"},
-	"s3:ListBucket (BarmanListServerFolders)": {"backups,list,read,wal-archive", "barman-cloud-backup-list,barman-cloud-restore,barman-cloud-wal-restore"},
+	"s3:ListBucket (BarmanListServerFolders)": {"backups,list,read,system-id,wal-archive", "barman-cloud-backup-list,barman-cloud-restore,barman-cloud-wal-restore"},
 	"s3:GetObject (BarmanReadSourceFolders)":  {"backups,read", "barman-cloud-restore,barman-cloud-wal-restore"},
 }
 
 var azureBackupMatrix = map[string]want{
-	"r": {"delete,read", "barman-cloud-wal-restore,barman-cloud-backup-delete"},
+	"r": {"delete,overwrite,read", "barman-cloud-wal-restore,barman-cloud-backup-delete"},
 	"w": {"multipart,write", "barman-cloud-wal-archive,barman-cloud-backup"},
 	"d": {"delete", "barman-cloud-backup-delete"},
 	"l": {"bucket", "barman-cloud-wal-archive,barman-cloud-backup,barman-cloud-backup-list,barman-cloud-wal-restore,barman-cloud-backup-delete"},
 }
 
 var azureSourceMatrix = map[string]want{
-	"r": {"backups,read", "barman-cloud-restore,barman-cloud-wal-restore"},
+	"r": {"backups,read,wal-archive", "barman-cloud-restore,barman-cloud-wal-restore"},
 	"l": {"bucket", "barman-cloud-backup-list,barman-cloud-restore,barman-cloud-wal-restore"},
 }
 

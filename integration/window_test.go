@@ -216,7 +216,7 @@ func runWindowTimelineAndHole(t *testing.T, s e2eStore) {
 	doc := sourceDoc(s, server)
 	const src = "db/restored/recovery-source/origin"
 	r := testenv.Check(t, doc)
-	wantStatuses(t, r, src, "write=skip delete=skip multipart=skip *=pass")
+	wantStatuses(t, r, src, "write=skip overwrite=skip delete=skip multipart=skip *=pass")
 	w := r.Target(src).RecoveryWindow
 	if w == nil || w.Earliest == nil || w.Latest == nil || fmt.Sprint(w.Timelines) != "[1 2]" || w.Latest.Timeline != 2 || w.FirstHole != nil || w.Latest.WAL < cur {
 		t.Errorf("window across the switch: %+v (%s)", w, w)
