@@ -331,10 +331,14 @@ spec:
 	return b.String()
 }
 
-func measure(argv, extraEnv []string) sample {
+func measure(argv, extraEnv []string) sample { return measureTo(argv, extraEnv, io.Discard) }
+
+// measureTo runs argv (with extraEnv added) and samples its wall time, CPU time and peak RSS; its
+// standard output goes to stdout.
+func measureTo(argv, extraEnv []string, stdout io.Writer) sample {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), extraEnv...)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	cmd.Stdout, cmd.Stderr = stdout, io.Discard
 	start := time.Now()
 	err := cmd.Run()
 	s := sample{Wall: time.Since(start)}

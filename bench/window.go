@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -150,23 +148,8 @@ func fill(ws *windowStat, m *report.Matrix) {
 
 // measureJSON is measure, keeping the JSON report of the run.
 func measureJSON(argv []string) (sample, *report.Matrix) {
-	cmd := exec.Command(argv[0], argv[1:]...)
 	var out bytes.Buffer
-	cmd.Stdout = &out
-	start := time.Now()
-	err := cmd.Run()
-	s := sample{Wall: time.Since(start)}
-	if ee, ok := err.(*exec.ExitError); ok {
-		s.Exit = ee.ExitCode()
-	} else if err != nil {
-		s.Exit = -1
-	}
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			s.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-			s.RSSKiB = ru.Maxrss
-		}
-	}
+	s := measureTo(argv, nil, &out)
 	var m report.Matrix
 	if json.Unmarshal(out.Bytes(), &m) != nil {
 		return s, nil
