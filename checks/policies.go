@@ -67,8 +67,10 @@ func retentionDays(policy string) int {
 	return 0
 }
 
+// runStorePolicies reads the store's policies once per endpoint, bucket and identity (they are
+// the bucket's, whatever the folder) and weighs them for this target's folder.
 func runStorePolicies(ctx context.Context, r *Run) Result {
-	p, err := r.store().Policies(ctx)
+	p, err := sharedRead(ctx, r, StorePolicies, r.store().Policies)
 	if err != nil {
 		return errResult(err, "")
 	}

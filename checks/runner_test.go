@@ -358,3 +358,52 @@ func TestListForeignEntries(t *testing.T) {
 		})
 	}
 }
+
+// The store's policies are the bucket's: targets on one store (endpoint, bucket, identity) read
+// them once and each weighs them for its own folder.
+func TestPoliciesReadOncePerStore(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	ep, _ := url.Parse(srv.URL)
+	store := &policyCountStore{MemStore: providertest.NewMemStore(ep)}
+	// a lifecycle rule expiring the WAL files of pg-1 only
+	store.Policy = providers.Policies{Rules: []providers.LifecycleRule{{ID: "wal", Prefix: "p/pg-1/wals/", Enabled: true, ExpireDays: 7}}}
+	d := policyDriver{memDriver{store.MemStore}, store}
+	var ts []*targets.Target
+	for i := 0; i < 5; i++ {
+		tg := target(targets.RoleBackup, d)
+		tg.ID = fmt.Sprintf("db/pg-%d/backup", i)
+		tg.ServerName = fmt.Sprintf("pg-%d", i)
+		ts = append(ts, tg)
+	}
+	m := Execute(context.Background(), ts, Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second})
+	for i, tg := range m.Targets {
+		want := "store-policies=pass"
+		if i == 1 {
+			want = "store-policies=fail"
+		}
+		expect(t, tg, want)
+	}
+	if n := store.reads.Load(); n != 1 {
+		t.Errorf("policies read %d times by 5 targets on one store, want once", n)
+	}
+}
+
+type policyCountStore struct {
+	*providertest.MemStore
+	reads atomic.Int64
+}
+
+func (s *policyCountStore) Policies(ctx context.Context) (providers.Policies, error) {
+	s.reads.Add(1)
+	return s.MemStore.Policies(ctx)
+}
+
+type policyDriver struct {
+	memDriver
+	s *policyCountStore
+}
+
+func (d policyDriver) Connect(context.Context, *providers.Target, providers.Location, *providers.Net) (providers.Store, string, []providers.Finding) {
+	return d.s, "memory", nil
+}

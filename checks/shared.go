@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/cnpg-preflight/cnpg-preflight/report"
@@ -18,9 +19,11 @@ type storeProbes struct {
 // storeProbe is one such probe: made by the first target that claims it, awaited by the others.
 type storeProbe struct {
 	by     string        // the target that makes it
-	done   chan struct{} // closed once status and message are set
+	done   chan struct{} // closed once status and message (or val and err) are set
 	status report.Status
 	msg    string
+	val    any   // what a shared read returned (sharedRead)
+	err    error // and its error
 	once   sync.Once
 }
 
@@ -51,6 +54,32 @@ func (p *storeProbe) wait(ctx context.Context) (report.Status, string, bool) {
 		return p.status, p.msg, true
 	case <-ctx.Done():
 		return "", "", false
+	}
+}
+
+// sharedRead returns what read returns for the target's store — endpoint, bucket and identity —
+// calling it once per run: the first target to ask reads, the others wait for its answer (or
+// their ctx). For reads of the store's own settings (its policies), which every folder shares.
+func sharedRead[T any](ctx context.Context, r *Run, what string, read func(context.Context) (T, error)) (T, error) {
+	p, mine := r.shared.claim(what+"\x00"+r.storeKey(), r.t.ID)
+	if mine {
+		v, err := read(ctx)
+		p.once.Do(func() {
+			p.val, p.err = v, err
+			close(p.done)
+		})
+		return v, err
+	}
+	var zero T
+	select {
+	case <-p.done:
+		if errors.Is(p.err, context.Canceled) || errors.Is(p.err, context.DeadlineExceeded) {
+			return read(ctx) // the first target ran out of time, not the store: read again
+		}
+		v, _ := p.val.(T)
+		return v, p.err
+	case <-ctx.Done():
+		return zero, ctx.Err()
 	}
 }
 
