@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,9 @@ type stat struct {
 	Requests   int64   `json:"requests,omitempty"`
 	Targets    int     `json:"targets,omitempty"`
 	Concurrent int     `json:"concurrency,omitempty"`
+	// ServerCPUMs is the CPU time MinIO spent during the run (process mode only: read from its
+	// pid file), the other half of a fleet run on a machine that runs both.
+	ServerCPUMs float64 `json:"serverCpuMs,omitempty"`
 }
 
 type results struct {
@@ -121,7 +125,7 @@ func run() error {
 		fmt.Print(markdown(results{Hostile: hostileStreams(bin, tmp)}))
 		return nil
 	case "startup":
-		fmt.Print(startup(bin).markdown())
+		fmt.Print(startup(bin, tmp).markdown())
 		return nil
 	case "window": // recorded into the last results (seeding 100k objects takes minutes)
 		var last results
@@ -223,12 +227,7 @@ aws --endpoint-url %s s3 rm s3://%s/aws/probe.txt >/dev/null
 	for _, n := range []int{10, 100, 500, 1000} {
 		path := filepath.Join(tmp, fmt.Sprintf("fleet-%d.yaml", n))
 		os.WriteFile(path, []byte(clusters(bucket, endpoint, n)), 0o644)
-		s := measure([]string{bin, "check", "-f", path, "-o", "json"}, nil)
-		st := summarize(fmt.Sprintf("%d targets", n), []sample{s})
-		st.Targets = n
-		fm, _ := runJSON(bin, "check", "-f", path, "-o", "json", "--offline")
-		_ = fm
-		res.Fleet = append(res.Fleet, st)
+		res.Fleet = append(res.Fleet, fleetRun(bin, path, n, fmt.Sprintf("%d targets", n)))
 	}
 	fleet500 := filepath.Join(tmp, "fleet-500.yaml")
 	for _, c := range []int{4, 8, 16, 32, 64} {
@@ -249,9 +248,9 @@ aws --endpoint-url %s s3 rm s3://%s/aws/probe.txt >/dev/null
 	res.Lint = summarize("--offline, 500 Clusters", lint)
 
 	// 5b. Start-up, and the read-only fleet scan.
-	res.Startup = startup(bin)
+	res.Startup = startup(bin, tmp)
 	res.Startup.OneTargetRSS = res.OneTarget[0].RSSMiB
-	ro := summarize("1000 targets, --read-only", []sample{measure([]string{bin, "check", "-f", filepath.Join(tmp, "fleet-1000.yaml"), "-o", "json", "--read-only"}, nil)})
+	ro := fleetRun(bin, filepath.Join(tmp, "fleet-1000.yaml"), 1000, "1000 targets, --read-only", "--read-only")
 	res.Startup.ReadOnlyFleet = &ro
 
 	// 6. Hostile endpoints: time to the verdict and peak RSS under endless or lying answers.
@@ -386,6 +385,30 @@ func summarize(name string, ss []sample) stat {
 
 func round(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
+// fleetRun checks the n targets of path once (with extra flags) and records, besides the sample,
+// the requests the targets made and the CPU time MinIO spent meanwhile.
+func fleetRun(bin, path string, n int, name string, extra ...string) stat {
+	pid := 0
+	if b, err := os.ReadFile(filepath.Join(filepath.Dir(os.Getenv("CNPG_PREFLIGHT_SERVERS")), "minio.pid")); err == nil {
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	before := cpuTicks(pid)
+	var out bytes.Buffer
+	s := measureTo(append([]string{bin, "check", "-f", path, "-o", "json"}, extra...), nil, &out)
+	st := summarize(name, []sample{s})
+	st.Targets = n
+	if pid > 0 {
+		st.ServerCPUMs = float64(cpuTicks(pid)-before) * 10 // clock ticks of 10 ms
+	}
+	var m report.Matrix
+	if json.Unmarshal(out.Bytes(), &m) == nil {
+		for _, t := range m.Targets {
+			st.Requests += t.Requests
+		}
+	}
+	return st
+}
+
 func runJSON(bin string, args ...string) (*report.Matrix, error) {
 	var out bytes.Buffer
 	cmd := exec.Command(bin, args...)
@@ -458,9 +481,9 @@ func measurements(r results) string {
 		r.RoundTrips["toolCount"], r.RoundTrips["proxyCount"], r.RoundTrips["criticalPath"].(map[string]any)["requests"])
 	fmt.Fprintf(&b, "\nWith 50 ms added per request: wall %.0f ms vs critical path × 50 ms = %v ms (ratio %.2f).\n",
 		r.Latency["wallMsMedian"], r.Latency["criticalPathMs"], r.Latency["ratio"])
-	b.WriteString("\n## Fleet (default concurrency)\n\n| targets | wall ms | CPU ms | peak RSS MiB |\n|---|---|---|---|\n")
+	b.WriteString("\n## Fleet (default concurrency)\n\n| targets | wall ms | CPU ms | peak RSS MiB | requests | MinIO CPU ms |\n|---|---|---|---|---|---|\n")
 	for _, s := range r.Fleet {
-		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.1f |\n", s.Targets, s.WallMs, s.CPUMs, s.RSSMiB)
+		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.1f | %d | %.0f |\n", s.Targets, s.WallMs, s.CPUMs, s.RSSMiB, s.Requests, s.ServerCPUMs)
 	}
 	b.WriteString("\n## Concurrency at 500 targets\n\n| concurrency | wall ms | peak RSS MiB |\n|---|---|---|\n")
 	for _, s := range r.Concurrency {

@@ -155,10 +155,14 @@ func runList(ctx context.Context, r *Run) Result {
 	}
 	msg = fmt.Sprintf("%s and %d%s object(s)", msg, objs, more)
 	// The destination path itself: other servers' folders are expected there; base/ and wals/
-	// directly under it mean the destinationPath names a server's folder.
+	// directly under it mean the destinationPath names a server's folder. Listed once per store
+	// and path: a fleet of n servers sharing a destinationPath would otherwise list n folders n times.
 	res := Result{Status: report.Pass}
 	parent := r.loc.Base()[:len(base)-len(r.loc.ServerName)-1]
-	if pl, err := r.store().List(ctx, parent, "/", 1000); err == nil {
+	pl, err := sharedRead(ctx, r, "list\x00"+parent, func(ctx context.Context) (providers.Listing, error) {
+		return r.store().List(ctx, parent, "/", 1000)
+	})
+	if err == nil {
 		var servers []string
 		asServer := false
 		for _, p := range pl.Prefixes {
