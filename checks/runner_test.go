@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -359,22 +360,24 @@ func TestListForeignEntries(t *testing.T) {
 	}
 }
 
-// The store's policies are the bucket's: targets on one store (endpoint, bucket, identity) read
-// them once and each weighs them for its own folder.
-func TestPoliciesReadOncePerStore(t *testing.T) {
+// The store's policies are the bucket's, and the destination path is shared by the servers in it:
+// targets on one store (endpoint, bucket, identity) read each once, and each target weighs them
+// for its own folder.
+func TestStoreReadsOncePerStore(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
 	ep, _ := url.Parse(srv.URL)
-	store := &policyCountStore{MemStore: providertest.NewMemStore(ep)}
+	store := &countingStore{MemStore: providertest.NewMemStore(ep), lists: map[string]int{}}
 	// a lifecycle rule expiring the WAL files of pg-1 only
 	store.Policy = providers.Policies{Rules: []providers.LifecycleRule{{ID: "wal", Prefix: "p/pg-1/wals/", Enabled: true, ExpireDays: 7}}}
-	d := policyDriver{memDriver{store.MemStore}, store}
+	d := countingDriver{memDriver{store.MemStore}, store}
 	var ts []*targets.Target
 	for i := 0; i < 5; i++ {
 		tg := target(targets.RoleBackup, d)
 		tg.ID = fmt.Sprintf("db/pg-%d/backup", i)
 		tg.ServerName = fmt.Sprintf("pg-%d", i)
 		ts = append(ts, tg)
+		store.Put(context.Background(), fmt.Sprintf("p/pg-%d/base/20260101T000000/backup.info", i), []byte("x"), providers.PutOptions{})
 	}
 	m := Execute(context.Background(), ts, Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second})
 	for i, tg := range m.Targets {
@@ -383,27 +386,49 @@ func TestPoliciesReadOncePerStore(t *testing.T) {
 			want = "store-policies=fail"
 		}
 		expect(t, tg, want)
+		var others []string
+		for j := range 5 {
+			if j != i {
+				others = append(others, fmt.Sprintf("pg-%d", j))
+			}
+		}
+		if msg := tg.Check(List).Message; !strings.Contains(msg, "also holds 4 other folder(s), other servers' archives: "+strings.Join(others, ", ")) {
+			t.Errorf("%s: list message does not name the 4 other servers: %s", tg.ID, msg)
+		}
 	}
-	if n := store.reads.Load(); n != 1 {
+	if n := store.policies.Load(); n != 1 {
 		t.Errorf("policies read %d times by 5 targets on one store, want once", n)
 	}
+	if n := store.lists["p/"]; n != 1 {
+		t.Errorf("the destination path p/ listed %d times by 5 targets on one store, want once", n)
+	}
 }
 
-type policyCountStore struct {
+// countingStore counts the reads that are made once per store.
+type countingStore struct {
 	*providertest.MemStore
-	reads atomic.Int64
+	policies atomic.Int64
+	mu       sync.Mutex
+	lists    map[string]int // List calls by prefix
 }
 
-func (s *policyCountStore) Policies(ctx context.Context) (providers.Policies, error) {
-	s.reads.Add(1)
+func (s *countingStore) Policies(ctx context.Context) (providers.Policies, error) {
+	s.policies.Add(1)
 	return s.MemStore.Policies(ctx)
 }
 
-type policyDriver struct {
-	memDriver
-	s *policyCountStore
+func (s *countingStore) List(ctx context.Context, prefix, delimiter string, max int) (providers.Listing, error) {
+	s.mu.Lock()
+	s.lists[prefix]++
+	s.mu.Unlock()
+	return s.MemStore.List(ctx, prefix, delimiter, max)
 }
 
-func (d policyDriver) Connect(context.Context, *providers.Target, providers.Location, *providers.Net) (providers.Store, string, []providers.Finding) {
+type countingDriver struct {
+	memDriver
+	s *countingStore
+}
+
+func (d countingDriver) Connect(context.Context, *providers.Target, providers.Location, *providers.Net) (providers.Store, string, []providers.Finding) {
 	return d.s, "memory", nil
 }
