@@ -56,7 +56,6 @@ func s3Error(w http.ResponseWriter, status int, code, msg string) {
 // barman-cloud-backup-delete 3.13 (no fallback) fails in every case.
 func TestBulkDeleteRefusedAgreesWithBarman(t *testing.T) {
 	t.Parallel()
-	e, mc, bucket := minioBucket(t)
 	for _, c := range []struct {
 		name, code, msg, want, says string
 		status                      int
@@ -67,6 +66,9 @@ func TestBulkDeleteRefusedAgreesWithBarman(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
+			// A bucket of its own: the bucket is compared before and after, and the cases run
+			// side by side.
+			e, mc, bucket := minioBucket(t)
 			proxy := testenv.NewFaultProxy(t, e.srv.Get("MINIO_ENDPOINT"))
 			proxy.Rule = func(w http.ResponseWriter, r *http.Request) bool {
 				if r.Method == http.MethodPost && r.URL.Query().Has("delete") {
