@@ -47,6 +47,9 @@ type stat struct {
 	// ServerCPUMs is the CPU time MinIO spent during the run (process mode only: read from its
 	// pid file), the other half of a fleet run on a machine that runs both.
 	ServerCPUMs float64 `json:"serverCpuMs,omitempty"`
+	// StealMs is the CPU time the hypervisor gave to others during the run, summed over the
+	// machine's CPUs (/proc/stat): on a shared host the same run varies by 1.5–2× with it.
+	StealMs float64 `json:"stealMs,omitempty"`
 }
 
 type results struct {
@@ -392,11 +395,12 @@ func fleetRun(bin, path string, n int, name string, extra ...string) stat {
 	if b, err := os.ReadFile(filepath.Join(filepath.Dir(os.Getenv("CNPG_PREFLIGHT_SERVERS")), "minio.pid")); err == nil {
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
-	before := cpuTicks(pid)
+	before, steal := cpuTicks(pid), stealTicks()
 	var out bytes.Buffer
 	s := measureTo(append([]string{bin, "check", "-f", path, "-o", "json"}, extra...), nil, &out)
 	st := summarize(name, []sample{s})
 	st.Targets = n
+	st.StealMs = float64(stealTicks()-steal) * 10
 	if pid > 0 {
 		st.ServerCPUMs = float64(cpuTicks(pid)-before) * 10 // clock ticks of 10 ms
 	}
@@ -481,9 +485,9 @@ func measurements(r results) string {
 		r.RoundTrips["toolCount"], r.RoundTrips["proxyCount"], r.RoundTrips["criticalPath"].(map[string]any)["requests"])
 	fmt.Fprintf(&b, "\nWith 50 ms added per request: wall %.0f ms vs critical path × 50 ms = %v ms (ratio %.2f).\n",
 		r.Latency["wallMsMedian"], r.Latency["criticalPathMs"], r.Latency["ratio"])
-	b.WriteString("\n## Fleet (default concurrency)\n\n| targets | wall ms | CPU ms | peak RSS MiB | requests | MinIO CPU ms |\n|---|---|---|---|---|---|\n")
+	b.WriteString("\n## Fleet (default concurrency)\n\n| targets | wall ms | CPU ms | peak RSS MiB | requests | MinIO CPU ms | steal ms |\n|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Fleet {
-		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.1f | %d | %.0f |\n", s.Targets, s.WallMs, s.CPUMs, s.RSSMiB, s.Requests, s.ServerCPUMs)
+		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.1f | %d | %.0f | %.0f |\n", s.Targets, s.WallMs, s.CPUMs, s.RSSMiB, s.Requests, s.ServerCPUMs, s.StealMs)
 	}
 	b.WriteString("\n## Concurrency at 500 targets\n\n| concurrency | wall ms | peak RSS MiB |\n|---|---|---|\n")
 	for _, s := range r.Concurrency {

@@ -161,6 +161,18 @@ func cpuTicks(pid int) int64 {
 	return 0
 }
 
+// stealTicks is the machine's steal time so far in clock ticks of 10 ms (the eighth value of the
+// cpu line of /proc/stat); 0 where it cannot be read.
+func stealTicks() int64 {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	if f := strings.Fields(line); len(f) > 8 && f[0] == "cpu" {
+		n, _ := strconv.ParseInt(f[8], 10, 64)
+		return n
+	}
+	return 0
+}
+
 // rssKiB reads a memory line of /proc/PID/status (VmRSS:, VmHWM:) in KiB.
 func rssKiB(pid int, key string) float64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))

@@ -65,7 +65,7 @@ func floors(tmp string) []floorStat {
 }
 
 func startup(bin, tmp string) *startupStat {
-	st := &startupStat{SharedPartNote: "the 5 MiB multipart part is uploaded once per endpoint, bucket and identity; every target uploads a single small part"}
+	st := &startupStat{SharedPartNote: "the 5 MiB multipart part is uploaded once per endpoint, bucket and identity; every target uploads a single small part; the store's policies and the destination path's listing are read once per store"}
 	if fi, err := os.Stat(bin); err == nil {
 		st.BinaryMiB = round(float64(fi.Size()) / (1 << 20))
 	}
@@ -114,7 +114,7 @@ func (s *startupStat) markdown() string {
 	fmt.Fprintf(&b, "\n## Start-up\n\npackage initialisation %.1f ms (median of 9, %d packages, GODEBUG=inittrace=1); `version`: %.1f ms, %.1f MiB peak RSS; binary %.1f MiB (stripped); one target, full matrix: %.1f MiB peak RSS.\n",
 		s.InitMsMedian, s.InitPackages, s.VersionWallMs, s.VersionRSSMiB, s.BinaryMiB, s.OneTargetRSS)
 	if s.ReadOnlyFleet != nil {
-		fmt.Fprintf(&b, "Read-only fleet scan of 1,000 targets: %.0f ms, %.0f ms CPU, %.1f MiB peak RSS, %d requests, MinIO %.0f ms CPU. %s.\n", s.ReadOnlyFleet.WallMs, s.ReadOnlyFleet.CPUMs, s.ReadOnlyFleet.RSSMiB, s.ReadOnlyFleet.Requests, s.ReadOnlyFleet.ServerCPUMs, s.SharedPartNote)
+		fmt.Fprintf(&b, "Read-only fleet scan of 1,000 targets: %.0f ms, %.0f ms CPU, %.1f MiB peak RSS, %d requests, MinIO %.0f ms CPU, steal %.0f ms.\n\nFleet runs: %s.\n", s.ReadOnlyFleet.WallMs, s.ReadOnlyFleet.CPUMs, s.ReadOnlyFleet.RSSMiB, s.ReadOnlyFleet.Requests, s.ReadOnlyFleet.ServerCPUMs, s.ReadOnlyFleet.StealMs, s.SharedPartNote)
 	}
 	if len(s.Floors) > 0 {
 		b.WriteString("\nFloors (programs linking only part of what cnpg-preflight links, built the same way):\n\n| program | package init ms | packages | peak RSS MiB | binary MiB |\n|---|---|---|---|---|\n")
