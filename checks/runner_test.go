@@ -271,16 +271,8 @@ func TestLargePartProbedOncePerStore(t *testing.T) {
 		if bigFails {
 			store.refuseAbove = store.MinPartSize() - 1
 		}
-		d := memDriver{store.MemStore}
-		d2 := sizeDriver{d, store}
-		var ts []*targets.Target
-		for i := 0; i < 5; i++ {
-			tg := target(targets.RoleBackup, d2)
-			tg.ID = fmt.Sprintf("db/pg-%d/backup", i)
-			tg.ServerName = fmt.Sprintf("pg-%d", i)
-			ts = append(ts, tg)
-		}
-		m := Execute(context.Background(), ts, Options{Registry: providers.NewRegistry(d2), Timeout: 5 * time.Second})
+		d := storeDriver{memDriver{store.MemStore}, store}
+		m := Execute(context.Background(), fleet(d, 5), Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second})
 		want := "pass"
 		if bigFails {
 			want = "fail"
@@ -292,6 +284,18 @@ func TestLargePartProbedOncePerStore(t *testing.T) {
 			t.Errorf("large part uploaded %d times, want once", n)
 		}
 	}
+}
+
+// fleet is n backup targets of servers pg-0 … pg-(n-1) on d.
+func fleet(d providers.Driver, n int) []*targets.Target {
+	var ts []*targets.Target
+	for i := range n {
+		tg := target(targets.RoleBackup, d)
+		tg.ID = fmt.Sprintf("db/pg-%d/backup", i)
+		tg.ServerName = fmt.Sprintf("pg-%d", i)
+		ts = append(ts, tg)
+	}
+	return ts
 }
 
 // sizeLimitStore refuses multipart parts above refuseAbove bytes and counts large parts.
@@ -313,14 +317,6 @@ func (s *sizeLimitStore) StartMultipart(ctx context.Context, k string, parts [][
 	return s.MemStore.StartMultipart(ctx, k, parts, o)
 }
 
-type sizeDriver struct {
-	memDriver
-	s *sizeLimitStore
-}
-
-func (d sizeDriver) Connect(context.Context, *providers.Target, providers.Location, *providers.Net) (providers.Store, string, []providers.Finding) {
-	return d.s, "memory", nil
-}
 
 // list warns about foreign entries in the server's folder (bounded, named), explains other
 // servers' folders next to it, and warns when the destination path is itself a server's folder.
@@ -370,16 +366,11 @@ func TestStoreReadsOncePerStore(t *testing.T) {
 	store := &countingStore{MemStore: providertest.NewMemStore(ep), lists: map[string]int{}}
 	// a lifecycle rule expiring the WAL files of pg-1 only
 	store.Policy = providers.Policies{Rules: []providers.LifecycleRule{{ID: "wal", Prefix: "p/pg-1/wals/", Enabled: true, ExpireDays: 7}}}
-	d := countingDriver{memDriver{store.MemStore}, store}
-	var ts []*targets.Target
-	for i := 0; i < 5; i++ {
-		tg := target(targets.RoleBackup, d)
-		tg.ID = fmt.Sprintf("db/pg-%d/backup", i)
-		tg.ServerName = fmt.Sprintf("pg-%d", i)
-		ts = append(ts, tg)
+	d := storeDriver{memDriver{store.MemStore}, store}
+	for i := range 5 {
 		store.Put(context.Background(), fmt.Sprintf("p/pg-%d/base/20260101T000000/backup.info", i), []byte("x"), providers.PutOptions{})
 	}
-	m := Execute(context.Background(), ts, Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second})
+	m := Execute(context.Background(), fleet(d, 5), Options{Registry: providers.NewRegistry(d), Timeout: 5 * time.Second})
 	for i, tg := range m.Targets {
 		want := "store-policies=pass"
 		if i == 1 {
@@ -422,13 +413,4 @@ func (s *countingStore) List(ctx context.Context, prefix, delimiter string, max 
 	s.lists[prefix]++
 	s.mu.Unlock()
 	return s.MemStore.List(ctx, prefix, delimiter, max)
-}
-
-type countingDriver struct {
-	memDriver
-	s *countingStore
-}
-
-func (d countingDriver) Connect(context.Context, *providers.Target, providers.Location, *providers.Net) (providers.Store, string, []providers.Finding) {
-	return d.s, "memory", nil
 }
