@@ -59,7 +59,8 @@ func (p *storeProbe) wait(ctx context.Context) (report.Status, string, bool) {
 
 // sharedRead returns what read returns for the target's store — endpoint, bucket and identity —
 // calling it once per run: the first target to ask reads, the others wait for its answer (or
-// their ctx). For reads of the store's own settings (its policies), which every folder shares.
+// their ctx). For reads every folder of the store shares: its policies, the listing of the
+// destination path above the servers' folders.
 func sharedRead[T any](ctx context.Context, r *Run, what string, read func(context.Context) (T, error)) (T, error) {
 	p, mine := r.shared.claim(what+"\x00"+r.storeKey(), r.t.ID)
 	if mine {
