@@ -317,7 +317,6 @@ func (s *sizeLimitStore) StartMultipart(ctx context.Context, k string, parts [][
 	return s.MemStore.StartMultipart(ctx, k, parts, o)
 }
 
-
 // list warns about foreign entries in the server's folder (bounded, named), explains other
 // servers' folders next to it, and warns when the destination path is itself a server's folder.
 func TestListForeignEntries(t *testing.T) {
