@@ -10,8 +10,9 @@ export MC_CONFIG_DIR=$RUN/mc
 set -a; . "$RUN/servers.env"; set +a
 go run ./internal/seed "$AZURITE_ENDPOINT" "$AZURITE_ACCOUNT" "$AZURITE_KEY" demo-backups "$GCS_EMULATOR_HOST" demo-backups
 export STORAGE_EMULATOR_HOST=$GCS_EMULATOR_HOST
-# The restored cluster's source: an archive holding one WAL from an "old" cluster.
-echo "demo" | "$TOOLS/bin/mc" --quiet pipe local/demo-backups/pg-old/pg-old/wals/0000000100000000/000000010000000000000001.gz >/dev/null
+# The restored cluster's source: an archive holding one WAL from an "old" cluster (the start of a
+# real PostgreSQL 15 segment, gzipped as barman-cloud-wal-archive --gzip does).
+gzip -c checks/testdata/wal/000000010000000000000001.head | "$TOOLS/bin/mc" --quiet pipe local/demo-backups/pg-old/pg-old/wals/0000000100000000/000000010000000000000001.gz >/dev/null
 
 echo "\$ STORAGE_EMULATOR_HOST=$STORAGE_EMULATOR_HOST $BIN check -f testdata/demo/"
 echo
